@@ -1,0 +1,41 @@
+# Two commands matter: `make demo` (set up and run the platform) and `make test`.
+# Everything runs from the project's own virtualenv; nothing is installed globally
+# except the system packages `make system` adds when they are missing.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: system install setup demo test lint down clean
+
+system:
+	bash .ci/system-packages.sh
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+setup: system install
+	$(BIN)/wikipulse setup
+
+demo: setup
+	$(BIN)/wikipulse stack up
+	$(BIN)/wikipulse stack status
+
+lint: install
+	$(BIN)/ruff check wiki_lib tests
+	$(BIN)/lint-imports
+
+test: setup lint
+	$(BIN)/pytest -ra $(PYTEST_ARGS)
+
+down:
+	$(BIN)/wikipulse stack down
+
+clean: down
+	rm -rf $(VENV) streaming/jvm/lib

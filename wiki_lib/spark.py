@@ -1,0 +1,82 @@
+"""SparkSession factory: local by default, any master by setting, connector jars attached.
+
+The Kafka connector is given to Spark through ``spark.jars`` from the folder that
+``wikipulse setup`` filled, so starting a job never downloads anything.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from wiki_lib.config import Settings
+from wiki_lib.errors import PrerequisiteError
+from wiki_lib.jvm import connector_jars, require_java
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["session"]
+
+
+def session(
+    settings: Settings,
+    *,
+    app_name: str | None = None,
+    with_kafka: bool = True,
+    conf: dict[str, Any] | None = None,
+) -> SparkSession:
+    """Build (or reuse) the SparkSession described by ``settings.spark``.
+
+    ``with_kafka=False`` skips the connector for jobs that never touch Kafka (unit tests of
+    metric functions, lake reads). Settings tuned for a two-core machine: few shuffle
+    partitions, a bounded driver heap, adaptive execution on.
+    """
+    require_java(settings.jvm.java)
+    from pyspark.sql import SparkSession
+
+    spark_cfg = settings.spark
+    local_dir = spark_cfg.local_dir or settings.stack.state_dir / "spark-local"
+    local_dir.mkdir(parents=True, exist_ok=True)
+    builder = (
+        SparkSession.builder.master(spark_cfg.master)
+        .appName(app_name or spark_cfg.app_name)
+        .config("spark.sql.shuffle.partitions", str(spark_cfg.shuffle_partitions))
+        .config("spark.default.parallelism", str(spark_cfg.shuffle_partitions))
+        .config("spark.driver.memory", spark_cfg.driver_memory)
+        .config("spark.local.dir", str(local_dir))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.sql.adaptive.enabled", "true")
+        .config(
+            "spark.sql.streaming.stateStore.providerClass",
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        )
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    if spark_cfg.ui_port:
+        builder = builder.config("spark.ui.port", str(spark_cfg.ui_port))
+    else:
+        builder = builder.config("spark.ui.enabled", "false")
+    if with_kafka:
+        jars = connector_jars(settings.jvm)
+        builder = builder.config("spark.jars", ",".join(str(p) for p in jars))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, str(value))
+    os.environ.setdefault("PYSPARK_PYTHON", _python())
+    if spark_cfg.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1")
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:
+        raise PrerequisiteError(f"could not start Spark ({spark_cfg.master}): {exc}") from exc
+    spark.sparkContext.setLogLevel(spark_cfg.log_level)
+    return spark
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
