@@ -1,0 +1,235 @@
+"""Validation of one raw ``mediawiki.recentchange`` event: bytes in, :class:`Event` or error out.
+
+The hot path is orjson plus a hand-written check of exactly the fields the serving contract
+(``spec/metrics.md`` section 1) reads, because running the full JSON Schema on every event
+would cap throughput; ``strict=True`` adds the vendored official schema on top. Only when the
+fast check fails does a slower field-by-field pass work out the reason. A failure is
+a :class:`~wiki_lib.errors.ValidationError` whose ``reason`` is a stable code that the
+dead-letter topic, the counters and the tests can match on:
+
+``too_large``, ``not_utf8``, ``invalid_json``, ``not_object``, ``missing_field:<path>``,
+``wrong_type:<path>``, ``bad_value:<path>``, ``schema:<path>`` (strict mode only).
+Sources add ``sse_no_data`` for an SSE frame that carried no ``data:`` line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import orjson
+
+from wiki_lib.errors import ValidationError
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "REASON_SSE_NO_DATA",
+    "Event",
+    "event_time",
+    "parse_iso_time",
+    "validate",
+]
+
+MAX_EVENT_BYTES = 512 * 1024
+"""Largest accepted event; real ones are a few KiB and Kafka's default record limit is 1 MB."""
+
+REASON_SSE_NO_DATA = "sse_no_data"
+
+_REQUIRED_STR = ("type", "wiki", "server_name", "title", "user")
+_OPTIONAL_STR = ("comment",)
+_OPTIONAL_BOOL = ("bot", "minor")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The routing view of a valid event; the original bytes stay the payload."""
+
+    id: str
+    time: float
+    """Event time in Unix seconds (``meta.dt``, else ``timestamp``)."""
+    wiki: str
+    type: str
+    namespace: int
+    bot: bool
+    domain: str | None
+
+    @property
+    def is_canary(self) -> bool:
+        """Canary events are Wikimedia's own probes and never count as traffic."""
+        return self.domain == "canary"
+
+
+def parse_iso_time(value: str) -> float | None:
+    """Unix seconds of an ISO 8601 string (``Z``, offset or naive-as-UTC), ``None`` if invalid."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def event_time(obj: Any) -> float | None:
+    """The contract's event time of a parsed event, or ``None``; used to order replays."""
+    if not isinstance(obj, dict):
+        return None
+    meta = obj.get("meta")
+    if isinstance(meta, dict):
+        dt = meta.get("dt")
+        if isinstance(dt, str):
+            parsed = parse_iso_time(dt)
+            if parsed is not None:
+                return parsed
+    ts = obj.get("timestamp")
+    if type(ts) is int:
+        return float(ts)
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(data: bytes) -> Any:
+    """orjson on the hot path; the standard library decides (and explains) when orjson refuses."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError("not_utf8", str(exc)) from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError("invalid_json", str(exc)[:200]) from None
+
+
+def validate(data: bytes, *, max_bytes: int = MAX_EVENT_BYTES, strict: bool = False) -> Event:
+    """Check ``data`` against the contract; raise :class:`ValidationError` with a reason code."""
+    if len(data) > max_bytes:
+        raise ValidationError("too_large", f"{len(data)} bytes > {max_bytes}")
+    obj = _parse(data)
+    if type(obj) is not dict:
+        raise ValidationError("not_object", type(obj).__name__)
+    event = _fast_check(obj)
+    if event is None:
+        _diagnose(obj)
+        raise AssertionError("the fast contract check and _diagnose disagree")  # pragma: no cover
+    if strict:
+        _check_schema(obj)
+    return event
+
+
+def _fast_check(obj: dict[str, Any]) -> Event | None:
+    """The whole contract in one pass of type tests; ``None`` means "ask _diagnose why"."""
+    meta = obj.get("meta")
+    if type(meta) is not dict:
+        return None
+    get = obj.get
+    event_id, domain = meta.get("id"), meta.get("domain")
+    wiki, kind, namespace = get("wiki"), get("type"), get("namespace")
+    comment, bot, minor, length = get("comment"), get("bot"), get("minor"), get("length")
+    if not (
+        type(event_id) is str
+        and event_id
+        and type(wiki) is str
+        and wiki
+        and type(kind) is str
+        and type(namespace) is int
+        and type(get("server_name")) is str
+        and type(get("title")) is str
+        and type(get("user")) is str
+        and (domain is None or type(domain) is str)
+        and (comment is None or type(comment) is str)
+        and (bot is None or type(bot) is bool)
+        and (minor is None or type(minor) is bool)
+    ):
+        return None
+    if length is not None and not (
+        type(length) is dict
+        and ((old := length.get("old")) is None or type(old) is int)
+        and ((new := length.get("new")) is None or type(new) is int)
+    ):
+        return None
+    dt = meta.get("dt")
+    time = parse_iso_time(dt) if type(dt) is str else None
+    if time is None:
+        ts = get("timestamp")
+        if type(ts) is not int:
+            return None
+        time = float(ts)
+    return Event(event_id, time, wiki, kind, namespace, bot is True, domain)
+
+
+def _field(obj: dict[str, Any], name: str, kind: type, path: str, required: bool) -> Any:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise ValidationError(f"missing_field:{path}")
+        return None
+    if type(value) is not kind:
+        raise ValidationError(f"wrong_type:{path}", type(value).__name__)
+    return value
+
+
+def _diagnose(obj: dict[str, Any]) -> None:
+    """Field by field, in a fixed order, so the first problem found is the reason reported."""
+    meta = _field(obj, "meta", dict, "meta", required=True)
+    if not _field(meta, "id", str, "meta.id", required=True):
+        raise ValidationError("bad_value:meta.id", "empty")
+    _field(meta, "domain", str, "meta.domain", required=False)
+    _check_time(obj, meta)
+    for name in _REQUIRED_STR:
+        _field(obj, name, str, name, required=True)
+    for name in _OPTIONAL_STR:
+        _field(obj, name, str, name, required=False)
+    for name in _OPTIONAL_BOOL:
+        _field(obj, name, bool, name, required=False)
+    _field(obj, "namespace", int, "namespace", required=True)
+    length = _field(obj, "length", dict, "length", required=False)
+    if length is not None:
+        for side in ("old", "new"):
+            _field(length, side, int, f"length.{side}", required=False)
+    if not obj["wiki"]:
+        raise ValidationError("bad_value:wiki", "empty")
+
+
+def _check_time(obj: dict[str, Any], meta: dict[str, Any]) -> float:
+    """``meta.dt`` if it parses, else ``timestamp``; if both fail, the ``meta.dt`` problem."""
+    dt = meta.get("dt")
+    if isinstance(dt, str):
+        parsed = parse_iso_time(dt)
+        if parsed is not None:
+            return parsed
+    ts = obj.get("timestamp")
+    if type(ts) is int:
+        return float(ts)
+    if dt is None:
+        raise ValidationError("missing_field:meta.dt", "and no integer timestamp")
+    if not isinstance(dt, str):
+        raise ValidationError("wrong_type:meta.dt", type(dt).__name__)
+    raise ValidationError("bad_value:meta.dt", f"{dt[:64]!r} is not ISO 8601")
+
+
+@cache
+def _schema_validator() -> Any:
+    from jsonschema import Draft7Validator
+
+    from wiki_lib.schema import recentchange_schema
+
+    return Draft7Validator(recentchange_schema())
+
+
+def _check_schema(obj: dict[str, Any]) -> None:
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_schema_validator().iter_errors(obj))
+    if error is not None:
+        path = ".".join(str(p) for p in error.absolute_path) or "<root>"
+        raise ValidationError(f"schema:{path}", error.message[:200])
