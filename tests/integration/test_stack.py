@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import psycopg2
 import pytest
-from conftest import make_state_dir, stack_settings
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
+from support import make_state_dir, stack_settings
 
 from wiki_lib import db
 from wiki_lib.config import Settings

@@ -1,0 +1,125 @@
+"""Helpers shared by the speed-layer integration tests: corpus topics, table reads, diffs."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from psycopg2 import sql
+
+from wiki_lib import db
+from wiki_lib.config import Settings
+
+TABLE_KEYS = {
+    "traffic_minute": ("window_start",),
+    "wiki_minute": ("window_start", "wiki"),
+    "namespace_minute": ("window_start", "namespace"),
+    "page_minute": ("window_start", "wiki", "title"),
+    "user_minute": ("window_start", "user"),
+    "recent_changes": ("event_id",),
+}
+
+
+@dataclass(frozen=True)
+class CorpusTopic:
+    """A topic holding a replayed corpus, and what the oracle says it must yield."""
+
+    settings: Settings
+    oracle: dict[str, dict[tuple[Any, ...], dict[str, Any]]]
+    produced: int
+
+
+def corpus_topic(settings: Settings, files: list[Path], partitions: int = 1) -> CorpusTopic:
+    """Replay ``files`` (event-time order) through the real producer into a fresh topic."""
+    from oracle import compute_tables, load_events
+
+    from wiki_lib.producer import ingest
+    from wiki_lib.sources.replay import ReplaySource
+
+    topic = f"corpus_{uuid.uuid4().hex[:10]}"
+    topic_settings = settings.with_overrides(
+        kafka={"topic_raw": topic, "topic_dlq": f"{topic}_dlq", "partitions": partitions}
+    )
+    stats = ingest(topic_settings, ReplaySource([str(p) for p in files]), progress=False)
+    return CorpusTopic(topic_settings, compute_tables(load_events(files)), stats.produced)
+
+
+def job_settings(corpus: CorpusTopic, schema: str, workdir: Path, **stream: Any) -> Settings:
+    """Settings of one stream run: its own schema, checkpoint, lake and query name."""
+    return corpus.settings.with_overrides(
+        postgres={"schema_name": schema},
+        stream={
+            "query_name": f"q_{schema}",
+            "checkpoint_dir": str(workdir / "checkpoints"),
+            "trigger": "availableNow",
+            **stream,
+        },
+        lake={"path": str(workdir / "lake")},
+    )
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, (bool, float)):
+        return int(value)
+    return value
+
+
+def read_table(
+    settings: Settings, schema: str, table: str
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """A contract table as {key tuple: row}, read through the read-only role."""
+    keys = TABLE_KEYS[table]
+    conn = db.connect(settings.postgres, "reader")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("SELECT * FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+            )
+            cols = [d[0] for d in cur.description]
+            rows = [{c: _norm(v) for c, v in zip(cols, r, strict=True)} for r in cur.fetchall()]
+    finally:
+        conn.close()
+    return {tuple(r[k] for k in keys): r for r in rows}
+
+
+def table_differences(
+    settings: Settings, schema: str, oracle: dict[str, dict[tuple[Any, ...], dict[str, Any]]]
+) -> dict[str, list[str]]:
+    """Every row or value on which PostgreSQL and the oracle disagree, per table."""
+    diffs: dict[str, list[str]] = {}
+    for table in TABLE_KEYS:
+        got = read_table(settings, schema, table)
+        want = {k: {c: _norm(v) for c, v in row.items()} for k, row in oracle[table].items()}
+        problems = [f"missing {k}" for k in want.keys() - got.keys()]
+        problems += [f"extra {k}" for k in got.keys() - want.keys()]
+        for key in want.keys() & got.keys():
+            for col, value in want[key].items():
+                if got[key].get(col) != value:
+                    problems.append(f"{key} {col}: got {got[key].get(col)!r}, want {value!r}")
+        if problems:
+            diffs[table] = problems[:20] + (
+                [f"... {len(problems)} in all"] if len(problems) > 20 else []
+            )
+    return diffs
+
+
+def progress_rows(settings: Settings, schema: str, query_name: str) -> list[dict[str, Any]]:
+    """The job's pipeline_progress rows, in batch order."""
+    conn = db.connect(settings.postgres, "reader")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "SELECT * FROM {}.pipeline_progress WHERE query_name = %s ORDER BY batch_id"
+                ).format(sql.Identifier(schema)),
+                (query_name,),
+            )
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        conn.close()

@@ -1,0 +1,200 @@
+"""The speed layer end to end: real Kafka, Spark and PostgreSQL against the plain-Python oracle."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from oracle import deduplicated_events, load_events
+from streamtools import CorpusTopic, job_settings, progress_rows, table_differences
+
+from wiki_lib import db
+from wiki_lib.config import Settings
+from wiki_lib.sinks.lake import committed_files
+from wiki_lib.stream.job import StreamJob
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def replayed(
+    corpus: CorpusTopic, spark: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, str, Path]]:
+    """One availableNow run over the corpus in several micro-batches."""
+    import uuid
+
+    schema = f"speed_{uuid.uuid4().hex[:8]}"
+    db.migrate(corpus.settings.postgres, schema)
+    workdir = tmp_path_factory.mktemp("speed")
+    settings = job_settings(corpus, schema, workdir, max_offsets_per_trigger=1500)
+    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
+    query = job.start()
+    try:
+        query.awaitTermination(600)
+        assert query.exception() is None
+    finally:
+        job.stop(query)
+    yield settings, schema, workdir
+
+
+def test_corpus_reached_kafka(corpus: CorpusTopic, data_dir: Path) -> None:
+    lines = load_events(sorted((data_dir / "recentchange").glob("*.jsonl")))
+    assert corpus.produced == len(lines)
+
+
+def test_tables_equal_oracle(replayed: tuple[Settings, str, Path], corpus: CorpusTopic) -> None:
+    settings, schema, _ = replayed
+    assert table_differences(settings, schema, corpus.oracle) == {}
+    # the duplicated events of the re-encoded capture count once
+    assert sum(r["events"] for r in corpus.oracle["traffic_minute"].values()) == len(
+        corpus.oracle["recent_changes"]
+    )
+
+
+def test_progress_accounts_for_every_record(
+    replayed: tuple[Settings, str, Path], corpus: CorpusTopic
+) -> None:
+    settings, schema, _ = replayed
+    query = settings.stream.query_name
+    deadline = time.monotonic() + 30
+    rows = progress_rows(settings, schema, query)
+    while any(r["rows_input"] is None for r in rows) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        rows = progress_rows(settings, schema, query)
+    assert len(rows) >= 3, "the corpus should span several micro-batches"
+    assert [r["batch_id"] for r in rows] == list(range(len(rows)))
+    assert sum(r["rows_input"] for r in rows) == corpus.produced
+    unique = len(corpus.oracle["recent_changes"])
+    assert sum(r["duplicates_dropped"] for r in rows) == corpus.produced - unique
+    assert sum(r["rows_read"] for r in rows) == unique
+    assert sum(r["rows_late"] for r in rows) == 0
+    assert rows[-1]["max_event_time"] == max(
+        r["event_time"] for r in corpus.oracle["recent_changes"].values()
+    )
+
+
+def test_lake_holds_each_event_once_in_hour_partitions(
+    replayed: tuple[Settings, str, Path], data_dir: Path
+) -> None:
+    settings, _, _ = replayed
+    files = committed_files(settings.lake_path)
+    assert files
+    ids: Counter[str] = Counter()
+    for path in files:
+        assert path.parent.name.startswith("event_hour=")
+        assert path.parent.parent.name.startswith("event_date=")
+        hour = int(path.parent.name.split("=")[1])
+        day = path.parent.parent.name.split("=")[1]
+        table = pq.read_table(path)
+        for event_id, event_time in zip(
+            table.column("event_id").to_pylist(),
+            table.column("event_time").to_pylist(),
+            strict=True,
+        ):
+            ids[event_id] += 1
+            assert event_time.hour == hour and event_time.strftime("%Y-%m-%d") == day
+    expected = {
+        e["event_id"]
+        for e in deduplicated_events(
+            load_events(sorted((data_dir / "recentchange").glob("*.jsonl")))
+        )
+    }
+    assert set(ids) == expected
+    assert max(ids.values()) == 1
+
+
+def test_replayed_batch_changes_nothing(
+    replayed: tuple[Settings, str, Path], corpus: CorpusTopic, spark: object
+) -> None:
+    """Feeding a committed batch id again (what Spark does after a crash) is a no-op."""
+    settings, schema, _ = replayed
+    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
+    raw = (
+        spark.read.format("kafka")  # type: ignore[attr-defined]
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
+        .option("subscribe", settings.kafka.topic_raw)
+        .option("startingOffsets", "earliest")
+        .load()
+        .limit(500)
+    )
+    from pyspark.sql import functions as F
+
+    from wiki_lib.stream.metrics import parse_events
+
+    frame = parse_events(
+        raw.select(
+            "value",
+            F.col("value").alias("raw_value"),
+            "topic",
+            F.col("partition").alias("source_partition"),
+            F.col("offset").alias("source_offset"),
+            F.col("timestamp").alias("kafka_timestamp"),
+        )
+    )
+    job._pg.setup()
+    job.process_batch(frame, 1)
+    assert table_differences(settings, schema, corpus.oracle) == {}
+
+
+def test_malformed_messages_are_quarantined(
+    corpus: CorpusTopic,
+    spark: object,
+    tmp_path: Path,
+    unique: Callable[[str], str],
+    data_dir: Path,
+) -> None:
+    from kafka import KafkaProducer
+
+    from wiki_lib.kafka_admin import ensure_topics, ingest_topic_specs
+
+    schema = unique("bad")
+    db.migrate(corpus.settings.postgres, schema)
+    topic = unique("badtopic")
+    base = corpus.settings.with_overrides(kafka={"topic_raw": topic, "topic_dlq": f"{topic}_d"})
+    ensure_topics(base.kafka.bootstrap, ingest_topic_specs(base))
+    good = load_events(sorted((data_dir / "recentchange").glob("dlw*.jsonl")))
+    bad = [
+        b"{truncated",
+        b"\xff\xfe\x00bad",
+        b"[1, 2]",
+        b'{"meta": {}}',
+        b'"a string"',
+        b'{"meta": {"id": "x-1", "dt": "not a time"}}',
+    ]
+    producer = KafkaProducer(bootstrap_servers=base.kafka.bootstrap, acks="all")
+    for value in [good[0], *bad, *good[1:]]:
+        producer.send(topic, value=value)
+    producer.flush()
+    producer.close()
+    settings = job_settings(CorpusTopic(base, {}, 0), schema, tmp_path)
+    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
+    query = job.start()
+    try:
+        query.awaitTermination(300)
+        assert query.exception() is None
+    finally:
+        job.stop(query)
+    conn = db.connect(settings.postgres, "reader")
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT source_offset, reason FROM {schema}.quarantine ORDER BY source_offset")
+        reasons = cur.fetchall()
+        cur.execute(f"SELECT count(*) FROM {schema}.recent_changes")
+        (kept,) = cur.fetchone()
+        cur.execute(f"SELECT sum(rows_invalid) FROM {schema}.pipeline_progress")
+        (invalid,) = cur.fetchone()
+    conn.close()
+    assert [r[1] for r in reasons] == [
+        "invalid_json",
+        "invalid_utf8",
+        "not_an_object",
+        "missing_event_id",
+        "not_an_object",
+        "invalid_event_time",
+    ]
+    assert [r[0] for r in reasons] == list(range(1, 7))
+    assert kept == len(good)
+    assert invalid == len(bad)

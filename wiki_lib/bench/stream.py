@@ -1,0 +1,297 @@
+"""Speed-layer benchmarks: throughput over a pre-loaded topic, latency at a steady input rate.
+
+Throughput: ``events`` synthetic events are produced first (2 processes), then the job runs
+with ``availableNow`` on the configured master and every table and the lake are written;
+the rate is counted from the first to the last batch commit, and also over the whole run.
+Latency: a producer paces synthetic events at ``rate`` per second while the job runs with a
+processing-time trigger; a poller sees each event appear in ``recent_changes`` (the same
+transaction updates ``traffic_minute``), and the delay from the producer handing it to Kafka
+to that moment is the end-to-end latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from psycopg2 import sql
+
+from wiki_lib import db
+from wiki_lib.bench.ingest import _synthetic_worker
+from wiki_lib.config import Settings
+from wiki_lib.kafka_admin import delete_topics, ensure_topics, ingest_topic_specs
+from wiki_lib.producer import IngestProducer
+from wiki_lib.sources import DEFAULT_CORPUS, Source, SyntheticSource
+from wiki_lib.sources.base import RawEvent
+from wiki_lib.stream.job import StreamJob
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["latency", "peak_memory_mb", "postgres_copy", "throughput"]
+
+log = logging.getLogger(__name__)
+
+
+def _isolated(settings: Settings, label: str, workdir: Path) -> Settings:
+    """Settings with a fresh topic, schema, checkpoint and lake for one benchmark run."""
+    tag = f"{label}_{uuid.uuid4().hex[:8]}"
+    out = settings.with_overrides(
+        kafka={"topic_raw": f"bench_{tag}", "topic_dlq": f"bench_{tag}_dlq"},
+        postgres={"schema_name": f"bench_{tag}"},
+        stream={"query_name": f"bench_{tag}", "checkpoint_dir": str(workdir / "ckpt")},
+        lake={"path": str(workdir / "lake")},
+    )
+    ensure_topics(out.kafka.bootstrap, ingest_topic_specs(out))
+    db.migrate(out.postgres, out.postgres.schema_name)
+    return out
+
+
+def _drop(settings: Settings) -> None:
+    delete_topics(settings.kafka.bootstrap, [settings.kafka.topic_raw, settings.kafka.topic_dlq])
+    conn = db.connect(settings.postgres, "admin")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(settings.postgres.schema_name)
+            )
+        )
+    conn.close()
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident memory (VmHWM) of this Python process and of its JVM children, in MiB."""
+    import psutil
+
+    def hwm(pid: int) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    me = psutil.Process()
+    jvm = sum(hwm(c.pid) for c in me.children(recursive=True) if "java" in c.name())
+    return {"python_peak_mb": round(hwm(os.getpid()), 1), "jvm_peak_mb": round(jvm, 1)}
+
+
+def throughput(
+    settings: Settings,
+    spark: SparkSession,
+    *,
+    events: int = 2_000_000,
+    batch: int = 250_000,
+    producers: int = 2,
+) -> dict[str, Any]:
+    """Events/s of the whole speed layer over a topic pre-loaded with ``events``."""
+    workdir = Path(tempfile.mkdtemp(prefix="wikipulse-bench-"))
+    bench = _isolated(settings, "tput", workdir)
+    try:
+        share = events // producers
+        corpus = [str(DEFAULT_CORPUS)]
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(
+            producers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            runs = list(
+                pool.map(
+                    _synthetic_worker,
+                    [bench] * producers,
+                    [corpus] * producers,
+                    [share] * producers,
+                    [7 + i for i in range(producers)],
+                )
+            )
+        produced = sum(r["produced"] for r in runs)
+        load_s = time.perf_counter() - t0
+        cfg = bench.with_overrides(
+            stream={"trigger": "availableNow", "max_offsets_per_trigger": batch}
+        )
+        job = StreamJob(cfg, spark)
+        started = time.perf_counter()
+        query = job.start()
+        try:
+            query.awaitTermination()
+        finally:
+            job.stop(query)
+        wall_s = time.perf_counter() - started
+        conn = db.connect(cfg.postgres, "reader")
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "SELECT count(*), sum(rows_read), extract(epoch FROM max(committed_at) - "
+                    "min(committed_at)), (SELECT count(*) FROM {}.recent_changes) "
+                    "FROM {}.pipeline_progress WHERE rows_read > 0"
+                ).format(
+                    sql.Identifier(cfg.postgres.schema_name),
+                    sql.Identifier(cfg.postgres.schema_name),
+                )
+            )
+            batches, rows, span, stored = cur.fetchone()
+        conn.close()
+        first_batch = int(rows or 0) and min(batch, produced)
+        span = float(span or 0.0)
+        return {
+            "events": produced,
+            "producer_load_events_per_s": round(produced / load_s, 1),
+            "batches": int(batches),
+            "max_offsets_per_trigger": batch,
+            "rows_stored": int(stored),
+            "wall_s": round(wall_s, 1),
+            "events_per_s_wall": round(produced / wall_s, 1),
+            "events_per_s_first_to_last_commit": (
+                round((int(rows) - first_batch) / span, 1) if span > 0 else None
+            ),
+            "master": settings.spark.master,
+            **peak_memory_mb(),
+        }
+    finally:
+        _drop(bench)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Stamped(Source):
+    """Wraps a source and notes when each event was handed to the producer."""
+
+    name = "stamped"
+
+    def __init__(self, inner: Source) -> None:
+        super().__init__()
+        self.inner = inner
+        self.sent: dict[str, float] = {}
+
+    def __iter__(self) -> Iterator[RawEvent]:
+        import orjson
+
+        for raw in self.inner:
+            self.sent[orjson.loads(raw.data)["meta"]["id"]] = time.time()
+            yield raw
+
+    def close(self) -> None:
+        """Stop the wrapped source."""
+        self.inner.close()
+
+
+def latency(
+    settings: Settings,
+    spark: SparkSession,
+    *,
+    rate: float = 350.0,
+    seconds: float = 60.0,
+    trigger: str = "1 second",
+    warmup_s: float = 10.0,
+) -> dict[str, Any]:
+    """p50/p90/p99 seconds from producer send to visible in PostgreSQL, at ``rate`` events/s."""
+    workdir = Path(tempfile.mkdtemp(prefix="wikipulse-bench-"))
+    bench = _isolated(settings, "lat", workdir)
+    cfg = bench.with_overrides(stream={"trigger": trigger, "starting_offsets": "latest"})
+    total = int(rate * (seconds + warmup_s))
+    source = _Stamped(
+        SyntheticSource(total, rate=rate, speed=1.0, seed=11, start=datetime.now(UTC))
+    )
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    job = StreamJob(cfg, spark, lake=True)
+    query = job.start()
+    try:
+        while query.lastProgress is None:  # the query is planning its first (empty) batch
+            time.sleep(0.2)
+        poller = threading.Thread(target=_poll, args=(cfg, seen, stop), daemon=True)
+        poller.start()
+        with IngestProducer(cfg, create_topics=False, log_interval_s=3600) as producer:
+            producer.run(source, progress=False)
+        deadline = time.time() + 30
+        while len(seen) < len(source.sent) and time.time() < deadline:
+            time.sleep(0.2)
+        stop.set()
+        poller.join()
+    finally:
+        job.stop(query)
+        _drop(bench)
+        shutil.rmtree(workdir, ignore_errors=True)
+    cutoff = min(source.sent.values()) + warmup_s
+    delays = sorted(seen[i] - t for i, t in source.sent.items() if i in seen and t >= cutoff)
+    missing = len(source.sent) - len(seen)
+
+    def pct(p: float) -> float | None:
+        return round(delays[min(len(delays) - 1, int(p * len(delays)))], 3) if delays else None
+
+    return {
+        "rate_events_per_s": rate,
+        "trigger": trigger,
+        "measured_events": len(delays),
+        "missing_after_30s": missing,
+        "p50_s": pct(0.50),
+        "p90_s": pct(0.90),
+        "p99_s": pct(0.99),
+        "max_s": round(delays[-1], 3) if delays else None,
+    }
+
+
+def _poll(settings: Settings, seen: dict[str, float], stop: threading.Event) -> None:
+    """Every 50 ms, note the ids that became visible in recent_changes since the last look."""
+    schema = sql.Identifier(settings.postgres.schema_name)
+    conn = db.connect(settings.postgres, "reader")
+    conn.autocommit = True
+    newest = datetime(1, 1, 1, tzinfo=UTC)
+    with conn.cursor() as cur:
+        while not stop.is_set():
+            # Partitions commit a little out of event-time order: look a minute behind.
+            cur.execute(
+                sql.SQL(
+                    "SELECT event_id, event_time FROM {}.recent_changes WHERE event_time >= %s"
+                ).format(schema),
+                (newest - timedelta(minutes=1),),
+            )
+            now = time.time()
+            for event_id, event_time in cur.fetchall():
+                if event_id not in seen:
+                    seen[event_id] = now
+                    newest = max(newest, event_time)
+            stop.wait(0.05)
+    conn.close()
+
+
+def postgres_copy(settings: Settings, *, rows: int = 500_000) -> dict[str, Any]:
+    """PostgreSQL's own ceiling: COPY of recent_changes-shaped rows into an unindexed table."""
+    import pyarrow as pa
+
+    from wiki_lib.sinks.postgres import copy_arrow
+
+    now = datetime.now(UTC)
+    table = pa.table(
+        {
+            "event_id": [f"{uuid.UUID(int=i)}" for i in range(rows)],
+            "event_time": pa.array([now] * rows, pa.timestamp("us", tz="UTC")),
+            "wiki": ["enwiki"] * rows,
+            "title": [f"Page number {i % 5000}" for i in range(rows)],
+            "user": [f"User {i % 900}" for i in range(rows)],
+            "length_delta": list(range(rows)),
+            "comment": ["copy-edited the lead section, fixed references"] * rows,
+        }
+    )
+    conn = db.connect(settings.postgres, "admin")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE copy_limit (event_id text, event_time timestamptz, wiki text, "
+                'title text, "user" text, length_delta bigint, comment text)'
+            )
+            started = time.perf_counter()
+            copy_arrow(cur, "copy_limit", table)
+            conn.commit()
+            elapsed = time.perf_counter() - started
+    finally:
+        conn.close()
+    return {"rows": rows, "copy_rows_per_s": round(rows / elapsed, 1)}

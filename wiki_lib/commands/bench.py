@@ -1,0 +1,169 @@
+"""``wikipulse bench``: run the benchmarks, print and save one report (JSON and Markdown)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from wiki_lib.commands._common import add_command, plain_flag
+from wiki_lib.config import Settings
+from wiki_lib.stack import LocalStack
+
+__all__ = ["machine", "register", "to_markdown"]
+
+_SUITES = ("ingest", "stream", "latency", "limits")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+    import pyspark
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "java": (java.stderr.splitlines() or ["?"])[0],
+        "spark": pyspark.__version__,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown tables: the machine, then one table per benchmark."""
+    lines = [f"# wikipulse benchmark, {report['at']}", "", "| machine | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report["machine"].items()]
+    for suite, figures in report["figures"].items():
+        lines += ["", f"## {suite}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    suites = _SUITES if args.suite == "all" else (args.suite,)
+    state_dir = None
+    stack = None
+    if not args.use_running:
+        state_dir = Path(tempfile.mkdtemp(prefix="wikipulse-bench-", dir="/tmp"))
+        state_dir.chmod(0o711)
+        settings = settings.with_overrides(
+            stack={"state_dir": str(state_dir), "kafka_port": 0, "kafka_controller_port": 0},
+            postgres={"port": 0},
+            spark={"ui_port": 0},
+        )
+        stack = LocalStack(settings)
+        stack.up()
+        settings = stack.settings
+    report: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "figures": {},
+    }
+    try:
+        report["figures"] = _measure(settings, suites, args)
+    finally:
+        if stack is not None:
+            stack.down()
+        if state_dir is not None:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
+    markdown = to_markdown(report)
+    (out / f"bench-{stamp}.md").write_text(markdown)
+    print(markdown)
+    print(f"saved {out / f'bench-{stamp}.json'} and .md")
+    return 0
+
+
+def _measure(settings: Settings, suites: tuple[str, ...], args: argparse.Namespace) -> dict:
+    from wiki_lib.bench import ingest
+    from wiki_lib.bench import stream as stream_bench
+
+    figures: dict[str, Any] = {}
+    if "ingest" in suites:
+        figures["ingest"] = ingest(settings, events=args.ingest_events)
+    if "limits" in suites:
+        figures["limits"] = stream_bench.postgres_copy(settings)
+    if "stream" in suites or "latency" in suites:
+        from wiki_lib.spark import session
+
+        spark = session(settings, app_name="wikipulse-bench")
+        try:
+            if "stream" in suites:
+                figures["stream"] = stream_bench.throughput(
+                    settings, spark, events=args.events, batch=args.batch
+                )
+            if "latency" in suites:
+                figures["latency"] = stream_bench.latency(
+                    settings, spark, rate=args.rate, seconds=args.seconds
+                )
+        finally:
+            spark.stop()
+    return figures
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``bench``."""
+    p = add_command(sub, "bench", _run, "run the benchmarks and save a report")
+    p.add_argument(
+        "suite",
+        nargs="?",
+        choices=(*_SUITES, "all"),
+        default="all",
+        help="which benchmark to run (default: all)",
+    )
+    plain_flag(
+        p,
+        "bench",
+        "--events",
+        "events pre-loaded for the stream throughput run",
+        type=int,
+        default=2_000_000,
+    )
+    plain_flag(
+        p,
+        "bench",
+        "--batch",
+        "maxOffsetsPerTrigger of the throughput run",
+        type=int,
+        default=250_000,
+    )
+    plain_flag(p, "bench", "--ingest-events", "events per ingest run", type=int, default=200_000)
+    plain_flag(
+        p, "bench", "--rate", "input rate of the latency run (events/s)", type=float, default=350.0
+    )
+    plain_flag(
+        p, "bench", "--seconds", "measured seconds of the latency run", type=float, default=60.0
+    )
+    plain_flag(
+        p, "bench", "--out", "folder for the JSON and Markdown reports", default="reports/bench"
+    )
+    plain_flag(
+        p,
+        "bench",
+        "--use-running",
+        "measure the stack the settings point at instead of starting a throw-away one",
+        action="store_true",
+    )

@@ -1,0 +1,129 @@
+"""The raw Parquet lake: every deduplicated event once, partitioned by event date and hour.
+
+Exactly-once is keyed on the micro-batch id. A batch's files are written to a staging
+folder, moved into their ``event_date=YYYY-MM-DD/event_hour=HH`` partitions under names that
+carry the batch id, and only then is the batch's manifest written (atomically). Readers
+trust manifests only, so a crash mid-write leaves files nobody reads, and the replay of that
+batch deletes and rewrites them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from wiki_lib.errors import SinkError
+from wiki_lib.sinks.base import Batch, Sink
+
+__all__ = ["LakeSink", "committed_files"]
+
+_PARTITIONS = ("event_date", "event_hour")
+
+
+def _manifest_dir(root: Path, dataset: str, query_name: str) -> Path:
+    return root / dataset / "_commits" / query_name
+
+
+def committed_files(root: Path, dataset: str = "raw") -> list[Path]:
+    """Every data file that a committed batch wrote, in batch order (what readers may read)."""
+    commits = root / dataset / "_commits"
+    files: list[Path] = []
+    if not commits.exists():
+        return files
+    for manifest in sorted(commits.glob("*/*.json")):
+        entry = json.loads(manifest.read_text())
+        files += [root / dataset / rel for rel in entry["files"]]
+    return files
+
+
+class LakeSink(Sink):
+    """Writes ``batch.events`` as Parquet under ``root/dataset``, exactly once per batch."""
+
+    name = "lake"
+
+    def __init__(self, root: Path, dataset: str = "raw") -> None:
+        self.root = root
+        self.dataset = dataset
+
+    @property
+    def base(self) -> Path:
+        """The dataset folder (hive-style partitions below it)."""
+        return self.root / self.dataset
+
+    def setup(self) -> None:
+        """Create the dataset folder."""
+        self.base.mkdir(parents=True, exist_ok=True)
+
+    def _manifest(self, query_name: str, batch_id: int) -> Path:
+        return _manifest_dir(self.root, self.dataset, query_name) / f"{batch_id:012d}.json"
+
+    def committed(self, query_name: str, batch_id: int) -> bool:
+        """Whether the batch's manifest exists."""
+        return self._manifest(query_name, batch_id).exists()
+
+    def write(self, batch: Batch) -> int:
+        """Write the batch's events; a committed batch is left as it is."""
+        if self.committed(batch.query_name, batch.batch_id):
+            return 0
+        prefix = f"{batch.query_name}-{batch.batch_id:012d}-"
+        for stray in self.base.glob(f"event_date=*/event_hour=*/{prefix}*.parquet"):
+            stray.unlink()
+        files: list[str] = []
+        rows = 0
+        events = batch.events
+        try:
+            if events is not None and events.num_rows:
+                files = self._write_files(events, prefix, batch)
+                rows = events.num_rows
+            manifest = self._manifest(batch.query_name, batch.batch_id)
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = manifest.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"batch_id": batch.batch_id, "rows": rows, "files": files}))
+            _fsync(tmp)
+            tmp.replace(manifest)
+        except OSError as exc:
+            raise SinkError(
+                f"writing batch {batch.batch_id} to the lake {self.base}: {exc}"
+            ) from exc
+        return rows
+
+    def _write_files(self, events: pa.Table, prefix: str, batch: Batch) -> list[str]:
+        times = events.column("event_time")
+        events = events.append_column("event_date", pc.strftime(times, format="%Y-%m-%d"))
+        events = events.append_column("event_hour", pc.cast(pc.hour(times), pa.int8()))
+        staging = self.base / "_staging" / f"{prefix}{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        ds.write_dataset(
+            events,
+            staging,
+            format="parquet",
+            partitioning=ds.partitioning(
+                pa.schema([("event_date", pa.string()), ("event_hour", pa.int8())]), flavor="hive"
+            ),
+            basename_template=prefix + "{i}.parquet",
+            existing_data_behavior="overwrite_or_ignore",
+        )
+        files = []
+        for path in sorted(staging.rglob("*.parquet")):
+            rel = path.relative_to(staging)
+            target = self.base / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _fsync(path)
+            os.replace(path, target)
+            files.append(str(rel))
+        shutil.rmtree(staging, ignore_errors=True)
+        return files
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,297 @@
+"""The speed layer's wiring: Kafka once, deduplicate, fan out to every sink per micro-batch.
+
+The metric logic lives in :mod:`wiki_lib.stream.metrics`; this module only connects it:
+
+1. read the raw topic with Spark's Kafka connector (one source for the whole job);
+2. parse with the explicit schema; deduplicate on ``event_id`` with Spark's state store
+   (``dropDuplicatesWithinWatermark`` over the Kafka append time, so no event is ever dropped
+   for being late *here*: lateness is decided per batch below, where it can be counted);
+3. in ``foreachBatch``: quarantine unparseable rows with their reason, drop canaries, flag
+   events older than the event-time watermark (newest event time of the committed batches
+   minus the configured delay: what Spark's own watermark would be), write every event to
+   the lake and the on-time ones through the metric functions to PostgreSQL. The PostgreSQL
+   transaction carries the batch id, so a replayed batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+from wiki_lib.config import Settings
+from wiki_lib.errors import StreamError
+from wiki_lib.sinks.base import Batch, BatchStats, Sink
+from wiki_lib.sinks.lake import LakeSink
+from wiki_lib.sinks.postgres import PostgresSink
+from wiki_lib.stream.metrics import TABLES, drop_canaries, normalize, parse_events
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+__all__ = ["LAKE_COLUMNS", "ProgressListener", "StreamJob", "parse_delay"]
+
+log = logging.getLogger(__name__)
+
+LAKE_COLUMNS = (
+    "event_id",
+    "event_time",
+    "window_start",
+    "type",
+    "is_bot",
+    "is_minor",
+    "wiki",
+    "server_name",
+    "project",
+    "language",
+    "namespace",
+    "title",
+    "user",
+    "comment",
+    "length_delta",
+    "bytes_added",
+    "bytes_removed",
+    "is_late",
+    "kafka_timestamp",
+    "source_partition",
+    "source_offset",
+    "raw_json",
+)
+_DELAY = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
+
+
+def parse_delay(text: str) -> timedelta:
+    """``"2 minutes"`` -> ``timedelta(minutes=2)`` (the subset of Spark's syntax we accept)."""
+    match = _DELAY.match(text)
+    if not match:
+        raise StreamError(f"watermark {text!r} is not like '2 minutes' or '30 seconds'")
+    return timedelta(**{f"{match.group(2)}s": int(match.group(1))})
+
+
+@dataclass
+class StreamJob:
+    """One streaming query from the raw topic into PostgreSQL and the lake."""
+
+    settings: Settings
+    spark: SparkSession
+    topic: str | None = None
+    schema: str | None = None
+    query_name: str | None = None
+    lake: bool = True
+    crash_after_commit: int | None = None
+    _pg: PostgresSink = field(init=False, repr=False)
+    _sinks: list[Sink] = field(init=False, repr=False)
+    _listener: ProgressListener | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        cfg = self.settings.stream
+        self.topic = self.topic or self.settings.kafka.topic_raw
+        self.query_name = self.query_name or cfg.query_name
+        self.delay = parse_delay(cfg.watermark)
+        self._pg = PostgresSink(self.settings.postgres, self.schema)
+        self._sinks = [LakeSink(self.settings.lake_path)] if self.lake else []
+
+    @property
+    def checkpoint(self) -> str:
+        """Where Spark keeps offsets, commits and the deduplication state of this query."""
+        return str(self.settings.checkpoint_dir / str(self.query_name))
+
+    def source(self) -> DataFrame:
+        """The raw topic as a streaming DataFrame (value kept as bytes for dead letters)."""
+        from pyspark.sql import functions as F
+
+        cfg = self.settings.stream
+        reader = (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", self.settings.kafka.bootstrap)
+            .option("subscribe", self.topic)
+            .option("startingOffsets", cfg.starting_offsets)
+        )
+        if cfg.max_offsets_per_trigger:
+            reader = reader.option("maxOffsetsPerTrigger", str(cfg.max_offsets_per_trigger))
+        return reader.load().select(
+            F.col("value"),
+            F.col("value").alias("raw_value"),
+            F.col("topic"),
+            F.col("partition").alias("source_partition"),
+            F.col("offset").alias("source_offset"),
+            F.col("timestamp").alias("kafka_timestamp"),
+        )
+
+    def deduplicated(self, raw: DataFrame) -> DataFrame:
+        """Parsed records, one per event id within the deduplication horizon."""
+        from pyspark.sql import functions as F
+
+        parsed = parse_events(raw)
+        key = F.coalesce(
+            F.col("event.meta.id"),
+            F.concat_ws(":", F.lit("offset"), "topic", "source_partition", "source_offset"),
+        )
+        return (
+            parsed.withColumn("dedup_key", key)
+            .withWatermark("kafka_timestamp", self.settings.stream.watermark)
+            .dropDuplicatesWithinWatermark(["dedup_key"])
+        )
+
+    def start(self) -> StreamingQuery:
+        """Start the query with the configured trigger; returns the running query."""
+        for sink in [*self._sinks, self._pg]:
+            sink.setup()
+        trigger = self.settings.stream.trigger
+        writer = (
+            self.deduplicated(self.source())
+            .writeStream.queryName(str(self.query_name))
+            .option("checkpointLocation", self.checkpoint)
+            .foreachBatch(self.process_batch)
+        )
+        if trigger.replace(" ", "").lower() == "availablenow":
+            writer = writer.trigger(availableNow=True)
+        else:
+            writer = writer.trigger(processingTime=trigger)
+        self._listener = ProgressListener(
+            PostgresSink(self.settings.postgres, self.schema), str(self.query_name)
+        )
+        self.spark.streams.addListener(self._listener)
+        return writer.start()
+
+    def stop(self, query: StreamingQuery) -> None:
+        """Stop the query (the current batch finishes first) and detach the listener."""
+        query.stop()
+        self.spark.streams.removeListener(self._listener)
+        for sink in [*self._sinks, self._pg]:
+            sink.close()
+
+    def process_batch(self, df: DataFrame, batch_id: int) -> None:
+        """Write one micro-batch to every sink; skip a batch that already landed."""
+        started = datetime.now(UTC)
+        query = str(self.query_name)
+        if self._pg.committed(query, batch_id):
+            log.info("batch %s of %s already committed; replay skipped", batch_id, query)
+            # Still run the batch through a no-op sink: Spark commits the deduplication
+            # state of every partition only when the batch's plan was fully executed.
+            df.write.format("noop").mode("overwrite").save()
+            return
+        df = df.persist()
+        try:
+            batch = self._compute(df, query, batch_id, started)
+            for sink in self._sinks:
+                sink.write(batch)
+            self._pg.write(batch)
+        finally:
+            df.unpersist()
+        if self.crash_after_commit is not None and batch_id >= self.crash_after_commit:
+            log.warning("fault injection: dying after the commit of batch %s", batch_id)
+            if os.getpgid(0) == os.getpid():  # a session leader takes its JVM down with it
+                os.killpg(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _compute(self, df: DataFrame, query: str, batch_id: int, started: datetime) -> Batch:
+        """Everything a batch writes, as Arrow tables: one summary job, then the tables.
+
+        The six metric tables are collected from concurrent threads: each is a small Spark
+        job, and on a small machine their scheduling latency, not their work, dominates.
+        """
+        import pyarrow as pa
+        from pyspark.sql import functions as F
+
+        previous = self._pg.last_progress(query)
+        prev_max = previous["max_event_time"] if previous else None
+        watermark = prev_max - self.delay if prev_max else None
+        usable = F.col("parse_error").isNull()
+        canary = usable & F.coalesce(F.col("event.meta.domain") == "canary", F.lit(False))
+        late = F.col("event_time") < F.lit(watermark) if watermark else F.lit(False)
+        summary = df.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count("parse_error").alias("invalid"),
+            F.count_if(canary).alias("canaries"),
+            F.count_if(usable & ~canary & late).alias("late"),
+            F.max(F.when(usable & ~canary, F.col("event_time"))).alias("max_time"),
+        ).first()
+        assert summary is not None
+        quarantine = None
+        if summary["invalid"]:
+            quarantine = (
+                df.where(~usable)
+                .select(
+                    "topic",
+                    "source_partition",
+                    "source_offset",
+                    "kafka_timestamp",
+                    F.col("parse_error").alias("reason"),
+                    F.base64("raw_value").alias("raw_base64"),
+                    F.lit(query).alias("query_name"),
+                    F.lit(batch_id).cast("long").alias("batch_id"),
+                )
+                .toArrow()
+            )
+        events_arrow: pa.Table | None = None
+        tables: dict[str, pa.Table] = {}
+        if summary["rows"] > summary["invalid"] + summary["canaries"]:
+            events = drop_canaries(normalize(df)).withColumn("is_late", late)
+            on_time = events.where(~F.col("is_late"))
+            jobs = {name: table.compute(on_time) for name, table in TABLES.items()}
+            jobs["_events"] = events.select(*LAKE_COLUMNS)
+            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                futures = {name: pool.submit(frame.toArrow) for name, frame in jobs.items()}
+                results = {name: future.result() for name, future in futures.items()}
+            events_arrow = results.pop("_events")
+            tables = results
+        batch_max = summary["max_time"]
+        if batch_max is not None and batch_max.tzinfo is None:
+            batch_max = batch_max.astimezone(UTC)  # PySpark hands back local wall time
+        candidates = [t for t in (prev_max, batch_max) if t is not None]
+        stats = BatchStats(
+            rows_read=int(summary["rows"]),
+            rows_late=int(summary["late"]),
+            duplicates_dropped=0,
+            rows_invalid=int(summary["invalid"]),
+            canaries_dropped=int(summary["canaries"]),
+            watermark=watermark,
+            max_event_time=max(candidates) if candidates else None,
+        )
+        return Batch(
+            query_name=query,
+            batch_id=batch_id,
+            tables=tables,
+            events=events_arrow,
+            stats=stats,
+            quarantine=quarantine,
+            started_at=started,
+        )
+
+
+class ProgressListener(StreamingQueryListener):
+    """Records Spark's progress events: input rows, duplicates, rates, state size."""
+
+    def __init__(self, pg: PostgresSink, query_name: str) -> None:
+        super().__init__()
+        self.pg = pg
+        self.query_name = query_name
+
+    def onQueryStarted(self, event: Any) -> None:
+        """Nothing to record at start."""
+
+    def onQueryProgress(self, event: Any) -> None:
+        """Complete the batch's pipeline_progress row and the query's status row."""
+        progress = event.progress
+        if progress.name != self.query_name:
+            return
+        try:
+            self.pg.record_spark_progress(self.query_name, progress)
+        except Exception:  # a listener must never take the query down
+            log.exception("could not record Spark progress of batch %s", progress.batchId)
+
+    def onQueryIdle(self, event: Any) -> None:
+        """Idle triggers carry no batch."""
+
+    def onQueryTerminated(self, event: Any) -> None:
+        """Close the listener's connection."""
+        self.pg.close()
