@@ -15,13 +15,14 @@ system:
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,deploy]'
 	touch $@
 
 install: $(VENV)/.installed
 
 setup: system install
 	$(BIN)/wikipulse setup
+	bash .ci/tools.sh
 
 demo: setup
 	$(BIN)/wikipulse stack up
@@ -38,4 +39,4 @@ down:
 	$(BIN)/wikipulse stack down
 
 clean: down
-	rm -rf $(VENV) streaming/jvm/lib
+	rm -rf $(VENV) streaming/jvm/lib .tools .venv-tools

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the system parts wikipulse runs (Java 17, Maven, PostgreSQL server) when absent.
+# Install the system parts wikipulse runs (Java 17, Maven, PostgreSQL server, Node.js) when absent.
 # Idempotent: a machine that has them is left alone.
 set -euo pipefail
 
@@ -10,6 +10,9 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   missing+=(postgresql)
 fi
 command -v make >/dev/null 2>&1 || missing+=(make)
+# configurable-http-proxy for the local JupyterHub (`wikipulse hub`), installed by .ci/tools.sh
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"

@@ -69,7 +69,7 @@ def _report_services(stack: LocalStack) -> None:
 
 
 def _stack_up(args: argparse.Namespace, settings: Settings) -> int:
-    stack = LocalStack(settings, brokers=args.brokers)
+    stack = LocalStack(settings, brokers=args.brokers, spark_workers=args.spark_workers or 0)
     report = stack.up()
     if report.started:
         print(f"started {', '.join(report.started)} in {report.seconds:.1f}s")
@@ -79,6 +79,8 @@ def _stack_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"applied migrations: {', '.join(report.migrations)}")
     _report_services(stack)
     print(f"kafka bootstrap: {stack.settings.kafka.bootstrap}")
+    if stack.spark.planned:
+        print(f"spark master: {stack.spark.url}  (wikipulse stream run --master {stack.spark.url})")
     return 0
 
 
@@ -99,6 +101,10 @@ def _stack_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    if args.create_roles:
+        db.ensure_database(settings.postgres)
+        db.create_roles(settings.postgres)
+        print("database and roles ready")
     applied = db.migrate(settings.postgres, args.schema)
     print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
     return 0
@@ -126,7 +132,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     setting_flag(p, "--kafka-port", "stack.kafka_port", "broker port (0: free)", type=int)
     setting_flag(p, "--postgres-port", "postgres.port", "PostgreSQL port (0: free)", type=int)
     plain_flag(p, "stack", "--brokers", "number of Kafka brokers", type=int, default=None)
-    p = add_command(ssub, "down", _stack_down, "stop Kafka, then PostgreSQL")
+    plain_flag(
+        p,
+        "stack",
+        "--spark-workers",
+        "also start a Spark standalone master with this many workers (0: none)",
+        type=int,
+        default=None,
+    )
+    p = add_command(ssub, "down", _stack_down, "stop Spark (if started), Kafka, then PostgreSQL")
     setting_flag(p, "--state-dir", "stack.state_dir", "data, logs and pid files")
     plain_flag(p, "stack", "--purge", "also delete the services' data", action="store_true")
     p = add_command(ssub, "status", _stack_status, "show each service, its pid, port and log")
@@ -137,3 +151,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = dbp.add_subparsers(dest="db_cmd", required=True)
     p = add_command(dsub, "migrate", _db_migrate, "apply pending SQL migrations")
     plain_flag(p, "db", "--schema", "target schema (default: the postgres.schema_name setting)")
+    plain_flag(
+        p,
+        "db",
+        "--create-roles",
+        "first create the database and the writer and read-only roles (a fresh server)",
+        action="store_true",
+    )

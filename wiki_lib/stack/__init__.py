@@ -1,5 +1,8 @@
 """The local stack: a real Kafka (KRaft) and a real PostgreSQL, started by wikipulse itself.
 
+Optionally also a Spark standalone cluster (``LocalStack(settings, spark_workers=2)``), so the
+stream job can run against ``spark://...`` with executors in their own JVMs.
+
 One launcher serves the README's demo, the notebooks and the pytest fixtures::
 
     stack = LocalStack(load_settings())
@@ -26,8 +29,16 @@ from wiki_lib.jvm import broker_classpath, require_java
 from wiki_lib.stack._proc import free_port, pid_alive, port_open
 from wiki_lib.stack.kafka import KafkaCluster, KafkaNode
 from wiki_lib.stack.postgres import PostgresServer, find_postgres_bin
+from wiki_lib.stack.spark_cluster import SparkStandalone
 
-__all__ = ["KafkaCluster", "LocalStack", "PostgresServer", "ServiceStatus", "UpReport"]
+__all__ = [
+    "KafkaCluster",
+    "LocalStack",
+    "PostgresServer",
+    "ServiceStatus",
+    "SparkStandalone",
+    "UpReport",
+]
 
 
 @dataclass(frozen=True)
@@ -53,15 +64,23 @@ class UpReport:
 
 
 class LocalStack:
-    """Kafka and PostgreSQL under ``settings.stack.state_dir``."""
+    """Kafka and PostgreSQL (and optionally a Spark cluster) under ``settings.stack.state_dir``.
 
-    def __init__(self, settings: Settings, *, brokers: int | None = None) -> None:
+    ``spark_workers=0`` (the default) starts no Spark cluster, but a stack that was started
+    with one keeps it: ``LocalStack(settings).down()`` stops it too.
+    """
+
+    def __init__(
+        self, settings: Settings, *, brokers: int | None = None, spark_workers: int = 0
+    ) -> None:
         self._base = settings
         self.state_dir = settings.stack.state_dir
         self.state_file = self.state_dir / "stack.json"
         self.brokers = brokers or settings.stack.kafka_brokers
+        self.spark_workers = spark_workers
         self.kafka = KafkaCluster(settings, self.state_dir / "kafka")
         self.postgres = PostgresServer(settings, self.state_dir / "postgres", port=0)
+        self.spark = SparkStandalone(settings, self.state_dir / "spark")
         self._load_state()
 
     def _load_state(self) -> None:
@@ -72,6 +91,8 @@ class LocalStack:
         self.kafka.nodes = [KafkaNode.from_json(n) for n in state["kafka"]["nodes"]]
         self.postgres.port = int(state["postgres"]["port"])
         self.postgres.pid = state["postgres"].get("pid")
+        if state.get("spark"):
+            self.spark.load(state["spark"])
 
     def _save_state(self) -> None:
         state: dict[str, Any] = {
@@ -81,16 +102,20 @@ class LocalStack:
             },
             "postgres": {"port": self.postgres.port, "pid": self.postgres.pid},
         }
+        if self.spark.planned:
+            state["spark"] = self.spark.to_json()
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.state_file)
 
     @property
     def settings(self) -> Settings:
-        """The settings with the real bootstrap servers and PostgreSQL port filled in."""
+        """The settings with the real bootstrap servers, PostgreSQL port (and master) filled in."""
+        spark = {"spark": {"master": self.spark.url}} if self.spark.planned else {}
         return self._base.with_overrides(
             kafka={"bootstrap": self.kafka.bootstrap},
             postgres={"host": "127.0.0.1", "port": self.postgres.port},
+            **spark,
         )
 
     def check_prerequisites(self) -> None:
@@ -140,6 +165,13 @@ class LocalStack:
                     f"{self.brokers} asked; run `wikipulse stack down --purge` first"
                 )
             self.kafka.plan(self.brokers)
+        if self.spark_workers and len(self.spark.workers) != self.spark_workers:
+            if self.spark.planned:
+                raise StackError(
+                    f"the stack in {self.state_dir} has {len(self.spark.workers)} Spark worker(s), "
+                    f"{self.spark_workers} asked; run `wikipulse stack down --purge` first"
+                )
+            self.spark.plan(self.spark_workers)
         if not self.postgres.port:
             self.postgres.port = self._base.postgres.port or free_port()
         self._check_ports()
@@ -154,6 +186,10 @@ class LocalStack:
                 self.kafka.start()
                 started.append("kafka")
             self._save_state()
+            if self.spark.planned and not self.spark.running():
+                self.spark.start()
+                started.append("spark")
+                self._save_state()
             pg = self.settings.postgres
             db.ensure_database(pg)
             db.create_roles(pg)
@@ -171,7 +207,8 @@ class LocalStack:
 
     def running(self) -> bool:
         """Whether every service of the stack runs."""
-        return pid_alive(self.postgres.pid) and self.kafka.running()
+        spark_ok = self.spark.running() if self.spark.planned else not self.spark_workers
+        return pid_alive(self.postgres.pid) and self.kafka.running() and spark_ok
 
     def status(self) -> list[ServiceStatus]:
         """One line per service: pid, endpoint, log, data."""
@@ -196,11 +233,36 @@ class LocalStack:
                     data_dir=str(node.data_dir),
                 )
             )
+        if self.spark.master is not None:
+            master = self.spark.master
+            services.append(
+                ServiceStatus(
+                    name="spark-master",
+                    running=pid_alive(master.pid) and port_open(master.port),
+                    pid=master.pid,
+                    endpoint=self.spark.url,
+                    log_file=str(master.log_file),
+                    data_dir=str(master.work_dir),
+                )
+            )
+        services += [
+            ServiceStatus(
+                name=f"spark-{worker.name}",
+                running=pid_alive(worker.pid) and port_open(worker.port),
+                pid=worker.pid,
+                endpoint=f"127.0.0.1:{worker.port}",
+                log_file=str(worker.log_file),
+                data_dir=str(worker.work_dir),
+            )
+            for worker in self.spark.workers
+        ]
         return services
 
     def down(self, *, purge: bool = False) -> list[str]:
-        """Stop Kafka, then PostgreSQL; with ``purge`` also delete their data."""
+        """Stop Spark (if any), Kafka, then PostgreSQL; with ``purge`` also delete their data."""
         stopped = []
+        if self.spark.stop():
+            stopped.append("spark")
         if self.kafka.stop():
             stopped.append("kafka")
         if self.postgres.stop():
@@ -210,11 +272,17 @@ class LocalStack:
         if purge:
             import shutil
 
-            for path in (self.state_dir / "kafka", self.state_dir / "postgres", self.state_file):
+            for path in (
+                self.state_dir / "kafka",
+                self.state_dir / "postgres",
+                self.state_dir / "spark",
+                self.state_file,
+            ):
                 if isinstance(path, Path) and path.is_dir():
                     shutil.rmtree(path)
                 else:
                     path.unlink(missing_ok=True)
             self.kafka.nodes = []
             self.postgres.port = 0
+            self.spark = SparkStandalone(self._base, self.state_dir / "spark")
         return stopped

@@ -1,0 +1,174 @@
+"""JupyterHub for wikipulse: the hub users get on Kubernetes, runnable on one machine.
+
+``wikipulse hub`` starts JupyterHub with the local spawner (every user's JupyterLab runs as a
+process of the hub's own OS user, with a home folder under the state directory), the
+shared-password authenticator and configurable-http-proxy. It reads the same file the Zero to
+JupyterHub chart deploys, ``k8s/jupyterhub/values.yaml``, and applies what carries over to one
+machine: ``hub.config`` verbatim (authenticator, allowed users, ...), ``hub.baseUrl`` and the
+single-user ``defaultUrl``, ``startTimeout`` and ``cmd``. What only makes sense in a cluster
+(images, storage, network policies, the values' ``extraEnv``) stays with the chart; a local
+user's server gets the hub's own ``WIKI__`` settings instead, minus the admin and writer
+passwords, because notebooks only read. The proxy entries (dashboard, Spark UI) come with the
+package (:mod:`wiki_lib.dashboard.proxy`), so they appear in every user's JupyterLab here as in
+the notebook image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wiki_lib.config import REPO_ROOT, Settings
+from wiki_lib.dashboard.serve import kernel_env
+from wiki_lib.errors import ConfigError, PrerequisiteError
+from wiki_lib.stack._proc import free_port
+
+__all__ = [
+    "HUB_VALUES",
+    "PASSWORD_ENV",
+    "HubOptions",
+    "chart_hub_config",
+    "configure",
+    "find_proxy",
+    "hub_options",
+    "user_environment",
+    "write_config",
+]
+
+HUB_VALUES = REPO_ROOT / "k8s" / "jupyterhub" / "values.yaml"
+"""The Zero to JupyterHub values file: the one hub configuration, local and on Kubernetes."""
+
+PASSWORD_ENV = "WIKIPULSE_HUB_PASSWORD"
+"""The shared login password: in ``wikipulse hub``'s environment, or from the chart's Secret."""
+
+_SECRET_SETTINGS = ("WIKI__POSTGRES__ADMIN_PASSWORD", "WIKI__POSTGRES__WRITER_PASSWORD")
+_PROXY_NAME = "configurable-http-proxy"
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """Everything a local hub needs that is not in the values file."""
+
+    state_dir: Path
+    ip: str = "127.0.0.1"
+    port: int = 8000
+    hub_port: int = 0
+    proxy_api_port: int = 0
+    values_file: Path = HUB_VALUES
+    proxy_command: str = ""
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the generated configuration."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def find_proxy(configured: str = "") -> str:
+    """configurable-http-proxy: the given path, the one .ci/tools.sh installed, or PATH."""
+    candidates = [
+        configured,
+        str(REPO_ROOT / ".tools" / "node" / "node_modules" / ".bin" / _PROXY_NAME),
+        shutil.which(_PROXY_NAME) or "",
+    ]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise PrerequisiteError(
+        f"{_PROXY_NAME} not found; run `bash .ci/tools.sh` (npm install of the pinned "
+        "version) or pass --proxy-command"
+    )
+
+
+def chart_hub_config(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The traitlets configuration a chart values file implies for a hub on one machine."""
+    hub = values.get("hub") or {}
+    singleuser = values.get("singleuser") or {}
+    config: dict[str, dict[str, Any]] = {
+        section: dict(traits) for section, traits in (hub.get("config") or {}).items()
+    }
+    spawner = config.setdefault("Spawner", {})
+    if singleuser.get("defaultUrl"):
+        spawner["default_url"] = singleuser["defaultUrl"]
+    if singleuser.get("startTimeout"):
+        spawner["start_timeout"] = int(singleuser["startTimeout"])
+    cmd = singleuser.get("cmd") or "jupyterhub-singleuser"
+    spawner["cmd"] = [str(Path(sys.executable).parent / cmd)] if isinstance(cmd, str) else cmd
+    if hub.get("baseUrl"):
+        config.setdefault("JupyterHub", {})["base_url"] = hub["baseUrl"]
+    return config
+
+
+def user_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``WIKI__`` settings a user's server inherits: all but the admin and writer passwords."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if key.startswith("WIKI__") and key not in _SECRET_SETTINGS
+    }
+
+
+def write_config(options: HubOptions) -> Path:
+    """Write ``jupyterhub_config.py`` (and its options) under the state dir; return its path."""
+    folder = options.state_dir / "hub"
+    folder.mkdir(parents=True, exist_ok=True)
+    options_file = folder / "options.json"
+    options_file.write_text(json.dumps(options.to_json(), indent=2))
+    options_file.chmod(0o600)
+    config = folder / "jupyterhub_config.py"
+    config.write_text(
+        "# Generated by `wikipulse hub`; change k8s/jupyterhub/values.yaml instead.\n"
+        "from wiki_lib.hub import configure\n\n"
+        f"configure(c, {str(options_file)!r})  # noqa: F821 - c is JupyterHub's config\n"
+    )
+    return config
+
+
+def configure(c: Any, options_file: str) -> None:
+    """Fill JupyterHub's config object ``c`` (called from the generated config file)."""
+    options = json.loads(Path(options_file).read_text())
+    values_file = Path(options["values_file"])
+    if not values_file.is_file():
+        raise ConfigError(f"hub values file {values_file} not found")
+    values = yaml.safe_load(values_file.read_text()) or {}
+    for section, traits in chart_hub_config(values).items():
+        for name, value in traits.items():
+            setattr(getattr(c, section), name, value)
+
+    folder = Path(options["state_dir"]) / "hub"
+    base_url = getattr(c.JupyterHub, "base_url", "/") or "/"
+    c.JupyterHub.bind_url = f"http://{options['ip']}:{options['port']}{base_url}"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{options['hub_port']}"
+    c.JupyterHub.db_url = f"sqlite:///{folder / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(folder / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(folder / "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = True
+    c.ConfigurableHTTPProxy.command = [options["proxy_command"]]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{options['proxy_api_port']}"
+    c.ConfigurableHTTPProxy.pid_file = str(folder / "proxy.pid")
+
+    c.JupyterHub.spawner_class = "simple"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(folder / "home" / "{username}")
+    c.Spawner.environment = dict(options["environment"])
+    if os.geteuid() == 0:  # the local spawner runs servers as the hub's own user
+        c.Spawner.args = ["--allow-root"]
+    if os.environ.get(PASSWORD_ENV):
+        c.SharedPasswordAuthenticator.user_password = os.environ[PASSWORD_ENV]
+
+
+def hub_options(settings: Settings, **overrides: Any) -> HubOptions:
+    """Options for a hub on free internal ports whose users see ``settings``."""
+    return HubOptions(
+        state_dir=settings.stack.state_dir,
+        hub_port=free_port(),
+        proxy_api_port=free_port(),
+        environment=user_environment(kernel_env(settings, base={})),
+        **overrides,
+    )
