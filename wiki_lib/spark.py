@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 __all__ = ["session"]
 
+_STATE_STORES = {
+    "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
+}
+
 
 def session(
     settings: Settings,
@@ -50,10 +55,10 @@ def session(
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.adaptive.enabled", "true")
         .config(
-            "spark.sql.streaming.stateStore.providerClass",
-            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+            "spark.sql.streaming.stateStore.providerClass", _STATE_STORES[spark_cfg.state_store]
         )
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         # Spark 4.1.1's Kafka micro-batch stream (DSv2) throws a NullPointerException while
         # reporting progress of the first batch after a restart (SPARK-55271), which kills
         # every recovery from a checkpoint. The V1 Kafka source has the same semantics

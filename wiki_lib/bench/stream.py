@@ -244,7 +244,7 @@ def _poll(settings: Settings, seen: dict[str, float], stop: threading.Event) -> 
     schema = sql.Identifier(settings.postgres.schema_name)
     conn = db.connect(settings.postgres, "reader")
     conn.autocommit = True
-    newest = datetime(1, 1, 1, tzinfo=UTC)
+    newest = datetime(1970, 1, 1, tzinfo=UTC)
     with conn.cursor() as cur:
         while not stop.is_set():
             # Partitions commit a little out of event-time order: look a minute behind.

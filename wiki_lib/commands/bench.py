@@ -20,7 +20,7 @@ from wiki_lib.stack import LocalStack
 
 __all__ = ["machine", "register", "to_markdown"]
 
-_SUITES = ("ingest", "stream", "latency", "limits")
+_SUITES = ("ingest", "stream", "latency", "limits", "query")
 
 
 def machine() -> dict[str, Any]:
@@ -106,6 +106,10 @@ def _measure(settings: Settings, suites: tuple[str, ...], args: argparse.Namespa
         figures["ingest"] = ingest(settings, events=args.ingest_events)
     if "limits" in suites:
         figures["limits"] = stream_bench.postgres_copy(settings)
+    if "query" in suites:
+        from wiki_lib.bench.query import query_latency
+
+        figures["query"] = query_latency(settings, repeats=args.query_repeats)
     if "stream" in suites or "latency" in suites:
         from wiki_lib.spark import session
 
@@ -156,6 +160,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     plain_flag(
         p, "bench", "--seconds", "measured seconds of the latency run", type=float, default=60.0
+    )
+    plain_flag(
+        p, "bench", "--query-repeats", "timed calls per query and lookback", type=int, default=20
     )
     plain_flag(
         p, "bench", "--out", "folder for the JSON and Markdown reports", default="reports/bench"

@@ -12,7 +12,7 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,7 +40,8 @@ class Batch:
     query_name: str
     batch_id: int
     tables: Mapping[str, pa.Table]
-    events: pa.Table | None
+    events: pa.Table | Any | None
+    """The batch's events for the lake: an Arrow table, or a Spark DataFrame of them."""
     stats: BatchStats
     quarantine: pa.Table | None = None
     started_at: datetime | None = None

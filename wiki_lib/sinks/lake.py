@@ -13,10 +13,12 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from wiki_lib.errors import SinkError
 from wiki_lib.sinks.base import Batch, Sink
@@ -68,19 +70,30 @@ class LakeSink(Sink):
         return self._manifest(query_name, batch_id).exists()
 
     def write(self, batch: Batch) -> int:
-        """Write the batch's events; a committed batch is left as it is."""
+        """Write the batch's events; a committed batch is left as it is.
+
+        ``batch.events`` may be an Arrow table (written here with pyarrow) or a Spark
+        DataFrame (written by Spark's Parquet writer, so a large micro-batch streams from the
+        executors to disk instead of passing through the driver's memory).
+        """
         if self.committed(batch.query_name, batch.batch_id):
             return 0
         prefix = f"{batch.query_name}-{batch.batch_id:012d}-"
         for stray in self.base.glob(f"event_date=*/event_hour=*/{prefix}*.parquet"):
             stray.unlink()
-        files: list[str] = []
-        rows = 0
+        staging = self.base / "_staging" / f"{prefix}{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
         events = batch.events
         try:
-            if events is not None and events.num_rows:
-                files = self._write_files(events, prefix, batch)
+            if isinstance(events, pa.Table):
                 rows = events.num_rows
+                if rows:
+                    _write_arrow(events, staging)
+            elif events is not None:
+                rows = _write_spark(events, staging)
+            else:
+                rows = 0
+            files = self._publish(staging, prefix)
             manifest = self._manifest(batch.query_name, batch.batch_id)
             manifest.parent.mkdir(parents=True, exist_ok=True)
             tmp = manifest.with_suffix(".tmp")
@@ -91,34 +104,47 @@ class LakeSink(Sink):
             raise SinkError(
                 f"writing batch {batch.batch_id} to the lake {self.base}: {exc}"
             ) from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return rows
 
-    def _write_files(self, events: pa.Table, prefix: str, batch: Batch) -> list[str]:
-        times = events.column("event_time")
-        events = events.append_column("event_date", pc.strftime(times, format="%Y-%m-%d"))
-        events = events.append_column("event_hour", pc.cast(pc.hour(times), pa.int8()))
-        staging = self.base / "_staging" / f"{prefix}{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        ds.write_dataset(
-            events,
-            staging,
-            format="parquet",
-            partitioning=ds.partitioning(
-                pa.schema([("event_date", pa.string()), ("event_hour", pa.int8())]), flavor="hive"
-            ),
-            basename_template=prefix + "{i}.parquet",
-            existing_data_behavior="overwrite_or_ignore",
-        )
+    def _publish(self, staging: Path, prefix: str) -> list[str]:
+        """Move staged data files into their partitions under names that carry the batch."""
         files = []
-        for path in sorted(staging.rglob("*.parquet")):
-            rel = path.relative_to(staging)
+        for i, path in enumerate(sorted(staging.rglob("*.parquet")) if staging.exists() else []):
+            rel = path.parent.relative_to(staging) / f"{prefix}{i}.parquet"
             target = self.base / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             _fsync(path)
             os.replace(path, target)
             files.append(str(rel))
-        shutil.rmtree(staging, ignore_errors=True)
         return files
+
+
+def _write_arrow(events: pa.Table, staging: Path) -> None:
+    times = events.column("event_time")
+    events = events.append_column("event_date", pc.strftime(times, format="%Y-%m-%d"))
+    events = events.append_column("event_hour", pc.cast(pc.hour(times), pa.int8()))
+    ds.write_dataset(
+        events,
+        staging,
+        format="parquet",
+        partitioning=ds.partitioning(
+            pa.schema([("event_date", pa.string()), ("event_hour", pa.int8())]), flavor="hive"
+        ),
+        basename_template="part-{i}.parquet",
+        existing_data_behavior="overwrite_or_ignore",
+    )
+
+
+def _write_spark(events: Any, staging: Path) -> int:
+    from pyspark.sql import functions as F
+
+    frame = events.withColumn("event_date", F.date_format("event_time", "yyyy-MM-dd")).withColumn(
+        "event_hour", F.hour("event_time").cast("tinyint")
+    )
+    frame.write.mode("overwrite").partitionBy("event_date", "event_hour").parquet(str(staging))
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in staging.rglob("*.parquet"))
 
 
 def _fsync(path: Path) -> None:

@@ -23,6 +23,7 @@ from wiki_lib.sources.sse import iter_frames
 
 __all__ = [
     "DEFAULT_CORPUS",
+    "SAMPLE_CAPTURE",
     "ReplaySource",
     "expand_patterns",
     "read_jsonl",
@@ -30,8 +31,11 @@ __all__ = [
     "read_transcript",
 ]
 
-DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "recentchange"
-"""The recorded corpus beside the checkout (``shared/data/recentchange``), used by default."""
+SAMPLE_CAPTURE = Path(__file__).resolve().parents[1] / "data" / "sample_recentchange.jsonl"
+"""A small real capture shipped with the package (see ``wiki_lib/data/NOTICE``)."""
+_SHARED_CORPUS = REPO_ROOT.parent / "shared" / "data" / "recentchange"
+DEFAULT_CORPUS = _SHARED_CORPUS if _SHARED_CORPUS.is_dir() else SAMPLE_CAPTURE
+"""The recorded corpus beside the checkout when there is one, else the shipped capture."""
 
 _LOOP_GAP_S = 1.0
 _SUFFIXES = (".jsonl", ".ndjson", ".json", ".sse")

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -181,12 +182,28 @@ class StreamJob:
             return
         df = df.persist()
         try:
+            t0 = time.perf_counter()
             batch = self._compute(df, query, batch_id, started)
+            t1 = time.perf_counter()
             for sink in self._sinks:
                 sink.write(batch)
+            t2 = time.perf_counter()
             self._pg.write(batch)
+            t3 = time.perf_counter()
         finally:
             df.unpersist()
+        log.info(
+            "batch %s of %s: %s rows, %s late, %s invalid; spark %.0f ms, lake %.0f ms, "
+            "postgres %.0f ms",
+            batch_id,
+            query,
+            batch.stats.rows_read,
+            batch.stats.rows_late,
+            batch.stats.rows_invalid,
+            (t1 - t0) * 1000,
+            (t2 - t1) * 1000,
+            (t3 - t2) * 1000,
+        )
         if self.crash_after_commit is not None and batch_id >= self.crash_after_commit:
             log.warning("fault injection: dying after the commit of batch %s", batch_id)
             if os.getpgid(0) == os.getpid():  # a session leader takes its JVM down with it
@@ -232,18 +249,16 @@ class StreamJob:
                 )
                 .toArrow()
             )
-        events_arrow: pa.Table | None = None
+        events_frame: DataFrame | None = None
         tables: dict[str, pa.Table] = {}
         if summary["rows"] > summary["invalid"] + summary["canaries"]:
             events = drop_canaries(normalize(df)).withColumn("is_late", late)
             on_time = events.where(~F.col("is_late"))
             jobs = {name: table.compute(on_time) for name, table in TABLES.items()}
-            jobs["_events"] = events.select(*LAKE_COLUMNS)
             with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
                 futures = {name: pool.submit(frame.toArrow) for name, frame in jobs.items()}
-                results = {name: future.result() for name, future in futures.items()}
-            events_arrow = results.pop("_events")
-            tables = results
+                tables = {name: future.result() for name, future in futures.items()}
+            events_frame = events.select(*LAKE_COLUMNS)
         batch_max = summary["max_time"]
         if batch_max is not None and batch_max.tzinfo is None:
             batch_max = batch_max.astimezone(UTC)  # PySpark hands back local wall time
@@ -261,7 +276,7 @@ class StreamJob:
             query_name=query,
             batch_id=batch_id,
             tables=tables,
-            events=events_arrow,
+            events=events_frame,
             stats=stats,
             quarantine=quarantine,
             started_at=started,
