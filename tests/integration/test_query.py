@@ -1,0 +1,438 @@
+"""The query API against the plain-Python reference on the real corpus, as the read-only role.
+
+One schema is filled the way production fills it: the real stream job replays the corpus
+from Kafka, the batch layer recomputes each day from the lake (which also fills the activity
+table the filtered queries read), and the roll-up turns closed hours into hourly rows. Every
+query function is then compared with ``query_reference`` over windows that are served from
+minutes, from hours and minutes, and from hours, with and without filters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg2
+import pytest
+import query_reference as ref
+from oracle import deduplicated_events, load_events
+from psycopg2 import sql
+from streamtools import CorpusTopic, job_settings
+
+from wiki_lib import db, query
+from wiki_lib.batch import recompute_day
+from wiki_lib.config import Settings
+from wiki_lib.maintenance import rollup
+from wiki_lib.query import Filters, QueryError
+from wiki_lib.query.window import bucket_starts, make_window
+from wiki_lib.stream.job import StreamJob
+
+pytestmark = pytest.mark.integration
+
+WINDOWS = [
+    ("5m", "2024-08-22T04:05:00+00:00"),  # one whole capture, from minutes
+    ("2m", "2024-08-22T04:03:30+00:00"),  # part of it, ending inside a minute
+    ("7d", "2024-08-23T00:00:00+00:00"),  # rolled-up hours plus minutes after them
+    ("1200d", "2024-08-23T00:00:00+00:00"),  # the whole corpus, nearly all from hours
+]
+FILTERS = [
+    Filters(),
+    Filters(wiki="commonswiki"),
+    Filters(bot=False, namespace=0),
+    Filters(project="wikipedia", type="edit"),
+    Filters(language=["en", "de"]),
+    Filters(type=["edit", "new"], bot=True),
+]
+CASES = [(lb, end, f) for lb, end in WINDOWS for f in FILTERS]
+
+
+@dataclass(frozen=True)
+class Served:
+    settings: Settings
+    schema: str
+    reader: query.Reader
+    events: list[dict[str, Any]]
+
+    def select(self, lookback: str, end: str, filters: Filters) -> list[dict[str, Any]]:
+        window = make_window(lookback, datetime.fromisoformat(end))
+        return ref.select(self.events, window.start, window.end, filters)
+
+
+@pytest.fixture(scope="module")
+def served(
+    corpus: CorpusTopic, spark: object, tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+) -> Iterator[Served]:
+    schema = f"query_{uuid.uuid4().hex[:8]}"
+    db.migrate(corpus.settings.postgres, schema)
+    settings = job_settings(
+        corpus, schema, tmp_path_factory.mktemp("query"), max_offsets_per_trigger=2000
+    ).with_overrides(retention={"top_k_per_hour": 100_000})  # exact hours (see test_maintenance)
+    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
+    stream = job.start()
+    try:
+        stream.awaitTermination(600)
+        assert stream.exception() is None
+    finally:
+        job.stop(stream)
+    events = deduplicated_events(load_events(sorted((data_dir / "recentchange").glob("*.jsonl"))))
+    days = sorted({e["event_time"].date() for e in events})
+    for day in days:
+        recompute_day(settings, spark, day)  # type: ignore[arg-type]
+    assert rollup(settings) is not None
+    reader = query.connect(settings)
+    try:
+        yield Served(settings, schema, reader, events)
+    finally:
+        reader.close()
+        conn = db.connect(settings.postgres, "admin")
+        conn.autocommit = True
+        with contextlib.closing(conn), conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def plain(value: Any) -> Any:
+    """One comparable Python value for a DataFrame cell or a reference value."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else round(float(value), 9)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in value]
+    return value
+
+
+def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    cols = columns or list(frame.columns)
+    return [{c: plain(row[c]) for c in cols} for row in frame.to_dict("records")]
+
+
+def expect(rows: list[dict[str, Any]], columns: list[str] | None = None) -> list[dict[str, Any]]:
+    return [
+        {c: plain(v) for c, v in row.items() if columns is None or c in columns} for row in rows
+    ]
+
+
+def check(problems: list[str], label: str, got: Any, want: Any) -> None:
+    if got == want:
+        return
+    if isinstance(got, list) and isinstance(want, list):
+        first = next((i for i, (g, w) in enumerate(zip(got, want, strict=False)) if g != w), None)
+        where = min(len(got), len(want)) if first is None else first
+        detail = (
+            f"{len(got)} rows, want {len(want)}; first difference at row {where}: "
+            f"got {got[where] if where < len(got) else None}, "
+            f"want {want[where] if where < len(want) else None}"
+        )
+    else:
+        detail = f"got {got}, want {want}"
+    problems.append(f"{label}: {detail}")
+
+
+# --- aggregates --------------------------------------------------------------------------------
+
+
+def test_kpis_equal_reference(served: Served) -> None:
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        frame = query.kpis(served.reader, lookback, end=end, filters=f)
+        window = make_window(lookback, datetime.fromisoformat(end))
+        want = ref.kpis(served.select(lookback, end, f), window.seconds)
+        got = records(frame, list(want))[0]
+        check(problems, f"kpis {lookback} {end} {f.describe()}", got, expect([want])[0])
+        assert frame["window_start"].iloc[0] == pd.Timestamp(window.start)
+    assert not problems, "\n".join(problems)
+
+
+SERIES = {
+    "traffic": ["events", "edits", "new_pages", "log_events", "categorize_events",
+                "other_events", "bytes_added", "bytes_removed", "net_bytes"],
+    "bot_human": ["bot_events", "human_events"],
+    "minor_major": ["minor_edits", "major_edits"],
+    "additions_deletions": ["bytes_added", "bytes_removed", "net_bytes"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SERIES))
+def test_series_equal_reference(served: Served, name: str) -> None:
+    problems: list[str] = []
+    columns = SERIES[name]
+    for lookback, end, f in CASES:
+        frame = query.QUERIES[name](served.reader, lookback, end=end, filters=f)
+        step = frame.attrs["bucket"]
+        window = make_window(lookback, datetime.fromisoformat(end))
+        assert list(frame["bucket_start"]) == [pd.Timestamp(b) for b in bucket_starts(window, step)]
+        want = ref.series(served.select(lookback, end, f), step)
+        got = {
+            row["bucket_start"]: {c: row[c] for c in columns}
+            for row in records(frame)
+            if any(row[c] for c in columns)
+        }
+        expected = {
+            b: {c: counts[c] for c in columns}
+            for b, counts in want.items()
+            if any(counts[c] for c in columns)
+        }
+        check(problems, f"{name} {lookback} {end} {f.describe()}", got, expected)
+    assert not problems, "\n".join(problems)
+
+
+def test_series_bucket_and_hour_tier(served: Served) -> None:
+    end = "2024-08-23T00:00:00+00:00"
+    hourly = query.traffic(served.reader, "7d", end=end)
+    assert {"traffic_hour", "traffic_minute"} <= set(hourly.attrs["sources"])
+    assert hourly.attrs["bucket"] == timedelta(hours=1)
+    by_minute = query.traffic(served.reader, "1d", end=end, bucket="1m")
+    assert by_minute.attrs["sources"] == ["traffic_minute"]
+    assert by_minute["events"].sum() == hourly["events"].sum() - _events_before(hourly, end)
+    with pytest.raises(QueryError):
+        query.traffic(served.reader, "1d", end=end, bucket="30s")
+
+
+def _events_before(frame: pd.DataFrame, end: str) -> int:
+    """Events in ``frame`` more than a day before ``end``."""
+    cut = pd.Timestamp(end) - pd.Timedelta(days=1)
+    return int(frame.loc[frame["bucket_start"] < cut, "events"].sum())
+
+
+def test_actions_equal_reference(served: Served) -> None:
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        frame = query.actions(served.reader, lookback, end=end, filters=f)
+        want = ref.actions(served.select(lookback, end, f))
+        got = dict(zip(frame["type"], frame["events"].astype(int), strict=True))
+        check(problems, f"actions {lookback} {end} {f.describe()}", got, want)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("n", [3, 500])
+def test_top_wikis_equal_reference(served: Served, n: int) -> None:
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        frame = query.top_wikis(served.reader, lookback, end=end, filters=f, n=n)
+        want = expect(ref.top_wikis(served.select(lookback, end, f), n))
+        got = records(frame, list(want[0]) if want else None)
+        check(problems, f"top_wikis {lookback} {end} {f.describe()}", got, want)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("column", ["language", "project"])
+def test_top_languages_and_projects_equal_reference(served: Served, column: str) -> None:
+    fn = query.top_languages if column == "language" else query.top_projects
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        for n in (4, 500):
+            frame = fn(served.reader, lookback, end=end, filters=f, n=n)
+            want = expect(ref.top_groups(served.select(lookback, end, f), column, n))
+            check(
+                problems, f"top {column} {n} {lookback} {end} {f.describe()}", records(frame), want
+            )
+    assert not problems, "\n".join(problems)
+
+
+def test_namespaces_equal_reference(served: Served) -> None:
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        frame = query.namespaces(served.reader, lookback, end=end, filters=f, n=1000)
+        want = expect(ref.namespaces(served.select(lookback, end, f)))
+        check(problems, f"namespaces {lookback} {end} {f.describe()}", records(frame), want)
+    assert not problems, "\n".join(problems)
+
+
+# --- pages and users --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["top_pages", "top_users"])
+def test_top_pages_and_users_equal_reference(served: Served, name: str) -> None:
+    compute = ref.top_pages if name == "top_pages" else ref.top_users
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        for n in (10, 300):
+            frame = query.QUERIES[name](served.reader, lookback, end=end, filters=f, n=n)
+            want = expect(compute(served.select(lookback, end, f), n))
+            check(problems, f"{name} {n} {lookback} {end} {f.describe()}", records(frame), want)
+    assert not problems, "\n".join(problems)
+
+
+def test_edits_per_user_equals_reference(served: Served) -> None:
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        frame = query.edits_per_user(served.reader, lookback, end=end, filters=f)
+        want = expect(ref.edits_per_user(served.select(lookback, end, f)))
+        check(problems, f"edits_per_user {lookback} {end} {f.describe()}", records(frame), want)
+    assert not problems, "\n".join(problems)
+
+
+# --- feeds -------------------------------------------------------------------------------------
+
+
+def test_recent_changes_equal_reference(served: Served) -> None:
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        frame = query.recent_changes(served.reader, lookback, end=end, filters=f, limit=40)
+        want = expect(ref.feed(served.select(lookback, end, f), 40))
+        check(problems, f"recent_changes {lookback} {end} {f.describe()}", records(frame), want)
+    assert not problems, "\n".join(problems)
+
+
+WATCH_TERMS = ["Wikidata", "_", "100%", "КАТЕГОРИЯ", "ÜBER", " bot "]
+
+
+def test_watchlist_equals_reference(served: Served) -> None:
+    terms = ["Wikidata", "_", "100%", "КАТЕГОРИЯ", "ÜBER", "bot"]  # " bot " is stripped
+    problems: list[str] = []
+    for lookback, end, f in CASES:
+        frame = query.watchlist(served.reader, WATCH_TERMS, lookback, end=end, filters=f, limit=300)
+        want = expect(ref.watchlist(served.select(lookback, end, f), terms, 300))
+        check(problems, f"watchlist {lookback} {end} {f.describe()}", records(frame), want)
+    assert not problems, "\n".join(problems)
+    one = query.watchlist(served.reader, "ÜBER", "1200d", end=WINDOWS[-1][1])
+    assert len(one) == 2 and all(m == ["ÜBER"] for m in one["matched"])
+
+
+def test_pipeline_health_reports_the_last_batch(served: Served) -> None:
+    frame = query.pipeline_health(served.reader)
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    newest = max(e["event_time"] for e in served.events)
+    assert row["query_name"] == served.settings.stream.query_name
+    assert row["max_event_time"] == pd.Timestamp(newest)
+    assert row["watermark"] <= pd.Timestamp(newest - timedelta(minutes=2))
+    assert row["event_lag_seconds"] > 0 and row["seconds_since_commit"] >= 0
+    assert row["last_batch_id"] >= 2
+    empty = query.pipeline_health(served.reader, query_name="no such query")
+    assert empty.empty and "last_batch_id" in empty.columns
+
+
+# --- safety ------------------------------------------------------------------------------------
+
+INJECTIONS = [
+    "x'; DROP TABLE traffic_minute; --",
+    "commonswiki' OR '1'='1",
+    "'); DELETE FROM recent_changes; --",
+    "%",
+    "\\",
+    "$$; TRUNCATE wiki_minute; $$",
+]
+
+
+def _fingerprint(served: Served) -> dict[str, int]:
+    conn = db.connect(served.settings.postgres, "admin")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (served.schema,),
+            )
+            tables = sorted(r[0] for r in cur.fetchall())
+            counts = {}
+            for table in tables:
+                cur.execute(
+                    sql.SQL("SELECT count(*) FROM {}.{}").format(
+                        sql.Identifier(served.schema), sql.Identifier(table)
+                    )
+                )
+                counts[table] = cur.fetchone()[0]
+    finally:
+        conn.close()
+    return counts
+
+
+def test_injection_attempts_return_ordinary_results_and_change_nothing(served: Served) -> None:
+    before = _fingerprint(served)
+    lookback, end = WINDOWS[-1]
+    for text in INJECTIONS:
+        for dim in ("wiki", "project", "language"):
+            f = Filters(**{dim: text})
+            for name, fn in query.QUERIES.items():
+                if name == "pipeline_health":
+                    continue
+                args = ([text],) if name == "watchlist" else ()
+                frame = fn(served.reader, *args, lookback, end=end, filters=f)
+                if name == "edits_per_user" or name.startswith(("top_", "namespaces", "recent")):
+                    assert frame.empty, (name, text)
+        matched = query.watchlist(served.reader, [text], lookback, end=end, limit=5000)
+        want = ref.watchlist(served.select(lookback, end, Filters()), [text.strip()], 5000)
+        assert len(matched) == len(want), text
+        assert query.pipeline_health(served.reader, query_name=text).empty
+        with pytest.raises(QueryError):
+            query.kpis(served.reader, lookback, end=end, filters=Filters(type=text))
+    for bad in ("5m; DROP TABLE x", "1h' --"):
+        with pytest.raises(QueryError):
+            query.kpis(served.reader, bad)
+    assert _fingerprint(served) == before
+
+
+def test_query_api_reads_as_the_read_only_role(served: Served) -> None:
+    conn = served.reader.connection
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_user")
+        assert cur.fetchone()[0] == served.settings.postgres.reader_user
+        with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+            cur.execute(
+                sql.SQL("DELETE FROM {}.traffic_minute").format(sql.Identifier(served.schema))
+            )
+    # even outside the read-only session the role may not write
+    raw = db.connect(served.settings.postgres, "reader")
+    raw.autocommit = True
+    try:
+        with raw.cursor() as cur:
+            cur.execute("SET default_transaction_read_only = off")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(
+                    sql.SQL("INSERT INTO {}.serving_state VALUES ('x', now())").format(
+                        sql.Identifier(served.schema)
+                    )
+                )
+    finally:
+        raw.close()
+    assert query.kpis(served.reader, "5m", end=WINDOWS[0][1])["events"].iloc[0] > 0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r: query.kpis(r, "abc"),
+        lambda r: query.top_pages(r, "5m", n=0),
+        lambda r: query.top_wikis(r, "5m", n=True),
+        lambda r: query.recent_changes(r, "5m", limit=10**9),
+        lambda r: query.watchlist(r, [], "5m"),
+        lambda r: query.watchlist(r, ["  "], "5m"),
+        lambda r: query.watchlist(r, ["x" * 300], "5m"),
+        lambda r: query.kpis(r, "5m", end="yesterday"),
+        lambda r: query.traffic(r, "5m", bucket="0m"),
+    ],
+)
+def test_bad_requests_are_query_errors(served: Served, call: Any) -> None:
+    with pytest.raises(QueryError):
+        call(served.reader)
+
+
+def test_batch_days_cover_the_corpus(served: Served) -> None:
+    """The fixture's batch runs found nothing the speed layer missed (no late events)."""
+    conn = db.connect(served.settings.postgres, "reader")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("SELECT event_date, late_events, report FROM {}.batch_runs").format(
+                    sql.Identifier(served.schema)
+                )
+            )
+            runs = {row[0]: row for row in cur.fetchall()}
+    finally:
+        conn.close()
+    assert set(runs) == {e["event_time"].date() for e in served.events}
+    assert all(isinstance(d, date) and late == 0 for d, late, _ in runs.values())

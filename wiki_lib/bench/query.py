@@ -1,0 +1,301 @@
+"""Query-API benchmark: every query function over seven days of data at live rate.
+
+The data is synthetic and generated inside PostgreSQL (``generate_series``), not pushed
+through Spark: ~50 events/s means 30 million events a week, which would take hours here.
+What matters for query latency is the shape and the volume of the serving tables, so each
+table is filled with the rows a week at that rate leaves after retention (defaults of
+:class:`~wiki_lib.config.RetentionSettings`):
+
+* per minute, for seven days: ``traffic_minute`` (1 row), ``wiki_minute`` (~250 of ~900
+  wikis, Zipf-like, the top 20 always active), ``namespace_minute`` (20), ``activity_minute``
+  (450 combinations);
+* per minute, for ``entity_minute_days`` (2): ``page_minute`` (1,500 pages: 30 hot ones,
+  the rest hardly ever repeating), ``user_minute`` (700 users: 50 busy bots, the rest drawn
+  from 60,000 people);
+* per hour, for seven days: every ``*_hour`` table as the roll-up leaves it (``page_hour`` and
+  ``user_hour`` truncated to ``top_k_per_hour``), hours rolled up to the current hour;
+* ``recent_changes``: every event of the last ``stream.recent_changes_hours`` (24 h).
+
+Then ``VACUUM ANALYZE``, and each function is timed for several lookbacks ending now,
+unfiltered and with two filters, after two warm-up calls; the report gives p50 and p95 in ms.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from psycopg2 import sql
+
+from wiki_lib import db, query
+from wiki_lib.config import Settings
+from wiki_lib.query.plan import ROLLED_UNTIL, kept_from_key
+
+__all__ = ["LOOKBACKS", "query_latency"]
+
+LOOKBACKS = ("1m", "15m", "1h", "3h", "24h", "7d")
+_FILTERED_LOOKBACKS = ("15m", "3h", "24h")
+_FILTERS = {
+    "wiki": query.Filters(wiki="w3"),
+    "human_articles": query.Filters(bot=False, namespace=0),
+}
+_WATCH_TERMS = ["Paris", "hot page 7", "vandal"]
+_SLOW_MS = 1000.0
+
+_WIKIS = """
+CREATE TEMP TABLE bench_wikis AS
+SELECT id,
+       CASE id WHEN 1 THEN 'commonswiki' WHEN 2 THEN 'wikidatawiki' ELSE 'w' || id END AS wiki,
+       CASE id WHEN 1 THEN 'commons.wikimedia.org' WHEN 2 THEN 'www.wikidata.org'
+            ELSE 'l' || (id % 300) || '.' || fam || '.org' END AS server_name,
+       CASE id WHEN 1 THEN 'commons' WHEN 2 THEN 'wikidata' ELSE fam END AS project,
+       CASE WHEN id <= 2 THEN NULL ELSE 'l' || (id % 300) END AS language
+FROM generate_series(1, 900) AS id,
+     LATERAL (SELECT (ARRAY['wikipedia', 'wikipedia', 'wikipedia', 'wiktionary', 'wikisource',
+                            'wikibooks', 'wikiquote', 'wikivoyage'])[1 + id % 8] AS fam) AS f
+"""
+
+# The windows a table is filled for: window start ``ws`` and its index ``m``.
+_MINUTES = "(SELECT %(first)s + m * interval '1 minute' AS ws, m FROM generate_series(0, {n}) AS m)"
+_HOURS = (
+    "(SELECT %(first_hour)s + h * interval '1 hour' AS ws, h AS m "
+    "FROM generate_series(0, {n}) AS h)"
+)
+
+_TABLES: dict[str, str] = {
+    "traffic_minute": """
+INSERT INTO {t} SELECT ws, e, e * 45 / 100, e * 2 / 100, e * 5 / 100, e * 35 / 100,
+    e - e * 87 / 100, e * 30 / 100, e - e * 30 / 100, e * 14 / 100, e * 31 / 100,
+    e * 210, e * 90, e * 120
+FROM (SELECT ws, (%(rate)s * {scale} * (0.85 + 0.3 * random()))::bigint AS e FROM {time} AS t) AS s
+""",
+    "wiki_minute": """
+INSERT INTO {t} SELECT ws, w.wiki, w.server_name, w.project, w.language, ev, ev / 2, ev / 40,
+    ev * 3 / 10, ev * 150, ev * 60
+FROM {time} AS t CROSS JOIN LATERAL (
+    SELECT CASE WHEN k <= 20 THEN k ELSE 21 + (k * 7919 + t.m * 31) %% 880 END AS wid,
+           greatest(1, ({top} / power(k, 1.1) * (0.8 + 0.4 * random())))::bigint AS ev
+    FROM generate_series(1, {rows}) AS k) AS r
+JOIN bench_wikis AS w ON w.id = r.wid
+""",
+    "namespace_minute": """
+INSERT INTO {t} SELECT ws, (ARRAY[0, 14, 6, 2, 4, 1, 3, 10, 118, 12, 5, 7, 8, 9, 11, 13, 15,
+    100, 828, 2600])[k], greatest(1, ({top} / power(k, 1.3) * (0.8 + 0.4 * random())))::bigint
+FROM {time} AS t, generate_series(1, {rows}) AS k
+""",
+    "activity_minute": """
+INSERT INTO {t} (window_start, wiki, namespace, type, is_bot, is_minor, server_name, project,
+    language, events, bytes_added, bytes_removed, net_bytes)
+SELECT ws, w.wiki, c.ns, c.kind, c.bot, c.minor, w.server_name, w.project, w.language, ev,
+    ev * 150, ev * 60, ev * 90
+FROM {time} AS t CROSS JOIN LATERAL (
+    SELECT k %% ({rows} / 3) + 1 AS rank, (k / ({rows} / 3) + k %% ({rows} / 3)) %% 6 + 1 AS combo,
+           greatest(1, ({top} / power(k %% ({rows} / 3) + 1, 1.1) * (0.5 + random())))::bigint AS ev
+    FROM generate_series(0, {rows} - 1) AS k) AS r
+JOIN bench_wikis AS w ON w.id = CASE WHEN r.rank <= 20 THEN r.rank
+                                     ELSE 21 + (r.rank * 7919 + t.m * 31) %% 880 END
+JOIN (VALUES (1, 0, 'edit', false, false), (2, 0, 'edit', true, false),
+             (3, 14, 'categorize', false, false), (4, 0, 'edit', false, true),
+             (5, 6, 'new', false, false), (6, 2, 'log', true, false))
+     AS c(id, ns, kind, bot, minor) ON c.id = r.combo
+""",
+    "page_minute": """
+INSERT INTO {t} SELECT ws,
+    CASE WHEN k <= 30 THEN 'w' || (k %% 5 + 1) ELSE 'w' || (k * 13 %% 300 + 1) END,
+    CASE WHEN k <= 30 THEN 'Hot page ' || k
+         ELSE 'Page ' || ((t.m::bigint * {rows} + k) * 40503 %% 20000000) END,
+    ev, ev * 300, ev * 100
+FROM {time} AS t CROSS JOIN LATERAL (
+    SELECT k, CASE WHEN k <= 30 THEN {top} + (random() * 4)::int ELSE 1 END AS ev
+    FROM generate_series(1, {rows}) AS k) AS r
+""",
+    "user_minute": """
+INSERT INTO {t} SELECT ws, CASE WHEN k <= 50 THEN 'Bot ' || k
+    ELSE 'User ' || ((t.m::bigint * {rows} + k) * 7919 %% 60000) END,
+    ev, ev * 8 / 10, CASE WHEN k <= 50 THEN ev ELSE 0 END, ev * 200, ev * 70
+FROM {time} AS t CROSS JOIN LATERAL (
+    SELECT k, CASE WHEN k <= 50 THEN {top} + (random() * 30)::int ELSE 1 + (random() * 2)::int END
+        AS ev FROM generate_series(1, {rows}) AS k) AS r
+""",
+    "recent_changes": """
+INSERT INTO {t} SELECT md5(i::text), %(rc_first)s + i * interval '20 milliseconds', w.wiki,
+    w.server_name,
+    (ARRAY['edit', 'edit', 'edit', 'categorize', 'categorize', 'log', 'new'])[1 + i %% 7],
+    (ARRAY[0, 0, 0, 14, 6, 2, 4, 1, 3, 10])[1 + (i / 7) %% 10],
+    CASE WHEN i %% 97 < 3 THEN 'Hot page ' || i %% 30 ELSE 'Page ' || (i * 40503 %% 2000000) END,
+    CASE WHEN i %% 3 = 0 THEN 'Bot ' || i %% 50 ELSE 'User ' || (i * 7919 %% 60000) END,
+    i %% 3 = 0, i %% 5 = 0, (i * 2654435761) %% 2001 - 800,
+    (ARRAY['copy-edit', 'fixed a typo', 'Added a reference to the 2024 report',
+           'Reverted edits by a vandal', '/* Early life */ expanded',
+           'Bot: updating population statistics', 'Removed unsourced claims about Paris'])
+        [1 + i %% 7] || ' #' || i %% 1000
+FROM generate_series(0::bigint, %(rc_rows)s - 1) AS i
+JOIN bench_wikis AS w ON w.id = CASE WHEN i %% 10 < 4 THEN i %% 3 + 1 ELSE i * 7919 %% 300 + 1 END
+""",
+}
+
+
+def _fill(cur: Any, schema: str, settings: Settings, now: datetime, rate: float) -> dict[str, int]:
+    """Load the synthetic week; returns rows per table."""
+    cfg = settings.retention
+    minute_end = now.replace(second=0, microsecond=0)
+    hour_end = minute_end.replace(minute=0)
+    week = int(timedelta(days=7) / timedelta(minutes=1))
+    entity = int(timedelta(days=cfg.entity_minute_days) / timedelta(minutes=1))
+    rc_rows = int(rate * 3600 * settings.stream.recent_changes_hours)
+    per_minute = {  # rows per minute, top value, minutes kept
+        "traffic_minute": (1, 0, week),
+        "wiki_minute": (250, int(rate * 60 * 0.3), week),
+        "namespace_minute": (20, int(rate * 60 * 0.4), week),
+        "activity_minute": (450, int(rate * 60 * 0.2), week),
+        "page_minute": (1500, 2, entity),
+        "user_minute": (700, 20, entity),
+    }
+    hours = 7 * 24
+    cur.execute(_WIKIS)
+    params = {
+        "rate": rate,
+        "first_hour": hour_end - timedelta(hours=hours),
+        "rc_first": now - timedelta(hours=settings.stream.recent_changes_hours),
+        "rc_rows": rc_rows,
+    }
+    for name, (rows, top, minutes) in per_minute.items():
+        template = _TABLES[name]
+        minute_sql = _MINUTES.format(n=minutes - 1)
+        cur.execute(
+            template.format(t=f"{schema}.{name}", time=minute_sql, rows=rows, top=top, scale=60),
+            {**params, "first": minute_end - timedelta(minutes=minutes - 1)},
+        )
+        hour = name.replace("_minute", "_hour")
+        if name in ("page_minute", "user_minute"):
+            hour_rows = min(rows * 4, cfg.top_k_per_hour)
+        else:
+            hour_rows = rows if name == "namespace_minute" else rows * 3
+        cur.execute(
+            template.format(
+                t=f"{schema}.{hour}",
+                time=_HOURS.format(n=hours - 1),
+                rows=1 if name == "traffic_minute" else hour_rows,
+                top=top * 60,
+                scale=3600,
+            ),
+            params,
+        )
+    cur.execute(_TABLES["recent_changes"].format(t=f"{schema}.recent_changes"), params)
+    cur.execute(
+        f"INSERT INTO {schema}.hour_cutoffs SELECT %(first_hour)s + h * interval '1 hour', 2, 3 "
+        f"FROM generate_series(0, {hours - 1}) AS h",
+        params,
+    )
+    marks = {
+        ROLLED_UNTIL: hour_end,
+        kept_from_key("page_minute"): minute_end - timedelta(days=cfg.entity_minute_days),
+        kept_from_key("user_minute"): minute_end - timedelta(days=cfg.entity_minute_days),
+        kept_from_key("recent_changes"): params["rc_first"],
+    }
+    for key, at in marks.items():
+        cur.execute(f"INSERT INTO {schema}.serving_state VALUES (%s, %s)", (key, at))
+    cur.execute(
+        f"INSERT INTO {schema}.pipeline_progress (query_name, batch_id, committed_at, rows_read, "
+        "rows_written, rows_late, duplicates_dropped, watermark, max_event_time, processing_ms, "
+        "input_rows_per_s, processed_rows_per_s) SELECT %s, b, %s - (1000 - b) * interval "
+        "'1 second', 50, 400, 0, 0, %s - interval '2 minutes', %s, 300, 50, 900 "
+        "FROM generate_series(0, 999) AS b",
+        (settings.stream.query_name, now, now, now),
+    )
+    counts = {}
+    for name in [*_TABLES, *(n.replace("_minute", "_hour") for n in per_minute)]:
+        cur.execute(f"SELECT count(*) FROM {schema}.{name}")
+        counts[name] = cur.fetchone()[0]
+    return counts
+
+
+def _time(call: Callable[[], pd.DataFrame], repeats: int) -> tuple[float, float] | str:
+    """(p50, p95) in ms over ``repeats`` calls after two warm-ups, or why it could not run."""
+    try:
+        call()
+        started = time.perf_counter()
+        call()
+        if (time.perf_counter() - started) * 1000 > _SLOW_MS:
+            repeats = min(repeats, 5)
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - started) * 1000)
+    except query.QueryError as exc:
+        return f"n/a: {str(exc)[:80]}"
+    series = pd.Series(samples)
+    return float(series.quantile(0.5)), float(series.quantile(0.95))
+
+
+def _calls(reader: query.Reader) -> dict[str, Callable[..., pd.DataFrame]]:
+    """Every query function as ``call(lookback, filters)``."""
+    calls: dict[str, Callable[..., pd.DataFrame]] = {}
+    for name, fn in query.QUERIES.items():
+        if name == "pipeline_health":
+            continue
+        if name == "watchlist":
+            calls[name] = lambda lb, f, fn=fn: fn(reader, _WATCH_TERMS, lb, filters=f)
+        else:
+            calls[name] = lambda lb, f, fn=fn: fn(reader, lb, filters=f)
+    return calls
+
+
+def query_latency(
+    settings: Settings, *, rate: float = 50.0, repeats: int = 20, keep: bool = False
+) -> dict[str, Any]:
+    """Load a synthetic week into a fresh schema and time every query function in it."""
+    schema = f"bench_query_{uuid.uuid4().hex[:8]}"
+    db.migrate(settings.postgres, schema)
+    now = datetime.now(UTC)
+    figures: dict[str, Any] = {"rate_events_per_s": rate, "repeats": repeats}
+    try:
+        started = time.perf_counter()
+        conn = db.connect(settings.postgres, "admin")
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("SET LOCAL synchronous_commit = off")
+                counts = _fill(cur, schema, settings, now, rate)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for name in counts:
+                    cur.execute(
+                        sql.SQL("VACUUM ANALYZE {}.{}").format(
+                            sql.Identifier(schema), sql.Identifier(name)
+                        )
+                    )
+        finally:
+            conn.close()
+        figures["load_s"] = round(time.perf_counter() - started, 1)
+        figures.update({f"rows {name}": count for name, count in counts.items()})
+        with query.connect(settings, schema=schema) as reader:
+            health = _time(lambda: query.pipeline_health(reader), repeats)
+            figures["pipeline_health"] = _format(health)
+            for name, call in _calls(reader).items():
+                for lookback in LOOKBACKS:
+                    result = _time(lambda c=call, lb=lookback: c(lb, None), repeats)
+                    figures[f"{name} {lookback}"] = _format(result)
+                for label, filters in _FILTERS.items():
+                    for lookback in _FILTERED_LOOKBACKS:
+                        result = _time(lambda c=call, lb=lookback, f=filters: c(lb, f), repeats)
+                        figures[f"{name} {lookback} [{label}]"] = _format(result)
+    finally:
+        if not keep:
+            conn = db.connect(settings.postgres, "admin")
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            conn.close()
+    return figures
+
+
+def _format(result: tuple[float, float] | str) -> str:
+    if isinstance(result, str):
+        return result
+    p50, p95 = result
+    return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms" + ("" if p95 < 50 else "  (over 50 ms)")
