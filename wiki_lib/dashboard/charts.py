@@ -1,0 +1,359 @@
+"""bqplot chart builders that update in place.
+
+Each builder creates its figure, scales, axes and marks once; ``update`` only assigns new
+data to the existing marks inside ``hold_sync``, so the browser receives one message per
+mark and redraws without re-creating anything (no flicker, no leaked views). One exception:
+bqplot 0.13's ``Bars`` view adds an empty ``<g>`` to the page at every redraw, so the bar
+charts swap in a fresh mark (same scales and style) every :data:`BARS_RENEW_AFTER` updates,
+which bounds that growth. They know nothing about the database: give them arrays or a
+DataFrame, e.g. in any notebook::
+
+    chart = TimeSeriesChart("Events per second", {"events_per_second": "all events"})
+    chart.update(query.traffic(reader, "1h"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ADDED",
+    "BARS_RENEW_AFTER",
+    "BOT",
+    "HUMAN",
+    "PALETTE",
+    "REMOVED",
+    "BarChart",
+    "PieChart",
+    "ScatterChart",
+    "StackedBarsChart",
+    "TimeSeriesChart",
+    "held",
+]
+
+PALETTE = ("#3366cc", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00")
+ADDED = "#2ca02c"
+REMOVED = "#d62728"
+HUMAN = "#3366cc"
+BOT = "#ff9900"
+_NEUTRAL = "#9e9e9e"
+_MARGIN = {"top": 36, "bottom": 36, "left": 56, "right": 16}
+
+BARS_RENEW_AFTER = 300
+"""Updates after which a bar chart replaces its ``Bars`` mark (10 minutes at 2 s)."""
+
+
+class _RenewedBars:
+    """A ``Bars`` mark that is replaced by an identical fresh one every ``renew_after``
+    updates; the page drops the old view, and with it the nodes bqplot leaked."""
+
+    def __init__(self, renew_after: int, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._renew_after = renew_after
+        self._updates = 0
+        self.mark = bq.Bars(**kwargs)
+
+    def next_update(self, figure: bq.Figure) -> bq.Bars:
+        """The mark to put the next data into (a fresh one when it is time)."""
+        self._updates += 1
+        if self._updates % self._renew_after == 0:
+            old, self.mark = self.mark, bq.Bars(**self._kwargs)
+            figure.marks = [self.mark if m is old else m for m in figure.marks]
+            old.close()
+        return self.mark
+
+
+@contextlib.contextmanager
+def held(*items: widgets.Widget) -> Iterator[None]:
+    """Hold every widget's sync at once: all their changes leave together at the end."""
+    with contextlib.ExitStack() as stack:
+        for item in items:
+            stack.enter_context(item.hold_sync())
+        yield
+
+
+def _figure(title: str, marks: list[Any], axes: list[Any], css: str, height: str) -> bq.Figure:
+    figure = bq.Figure(
+        title=title,
+        marks=marks,
+        axes=axes,
+        fig_margin=dict(_MARGIN),
+        animation_duration=0,
+        layout=widgets.Layout(width="100%", height=height, min_width="260px"),
+        legend_location="top-left",
+    )
+    figure.add_class("wp-chart")
+    figure.add_class(css)
+    return figure
+
+
+def _times(values: Any) -> np.ndarray:
+    """Datetimes as naive UTC ``datetime64[ms]`` (what bqplot's date scale serialises)."""
+    stamps = pd.to_datetime(pd.Series(values), utc=True)
+    return stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
+
+
+class TimeSeriesChart:
+    """Several lines over time from the columns of a frame (one mark, one line per column)."""
+
+    def __init__(
+        self,
+        title: str,
+        series: Mapping[str, str],
+        *,
+        colors: Sequence[str] = PALETTE,
+        y_label: str = "",
+        css: str = "wp-chart-series",
+        height: str = "240px",
+        fill: bool = False,
+        y_format: str = ".3~s",
+    ) -> None:
+        self.series = dict(series)
+        self.x_scale = bq.DateScale()
+        self.y_scale = bq.LinearScale(min=0.0)
+        self.mark = bq.Lines(
+            x=np.array([], dtype="datetime64[ms]"),
+            y=np.zeros((len(self.series), 0)),
+            scales={"x": self.x_scale, "y": self.y_scale},
+            colors=list(colors[: len(self.series)]),
+            labels=list(self.series.values()),
+            display_legend=len(self.series) > 1,
+            fill="bottom" if fill else "none",
+            fill_opacities=[0.15] * len(self.series) if fill else [],
+            stroke_width=2,
+        )
+        axes = [
+            bq.Axis(scale=self.x_scale, tick_format="%H:%M", num_ticks=6),
+            bq.Axis(
+                scale=self.y_scale,
+                side="left",
+                label=y_label,
+                tick_format=y_format,
+                grid_lines="dashed",
+            ),
+        ]
+        self.widget = _figure(title, [self.mark], axes, css, height)
+
+    def update(
+        self, frame: pd.DataFrame, x: str = "bucket_start", *, tick_format: str = ""
+    ) -> None:
+        """Show ``frame[x]`` against each configured column."""
+        if frame.empty:
+            xs = np.array([], dtype="datetime64[ms]")
+            ys = np.zeros((len(self.series), 0))
+        else:
+            xs = _times(frame[x])
+            ys = np.vstack([frame[c].to_numpy(dtype="float64") for c in self.series])
+        with held(self.mark, self.widget.axes[0]):
+            self.mark.x = xs
+            self.mark.y = ys
+            if tick_format:
+                self.widget.axes[0].tick_format = tick_format
+
+
+class StackedBarsChart:
+    """Stacked bars over time, one colour per column (e.g. event types per minute)."""
+
+    def __init__(
+        self,
+        title: str,
+        series: Mapping[str, str],
+        *,
+        colors: Sequence[str] = PALETTE,
+        css: str = "wp-chart-stacked",
+        height: str = "240px",
+        renew_after: int = BARS_RENEW_AFTER,
+    ) -> None:
+        self.series = dict(series)
+        self.x_scale = bq.DateScale()
+        self.y_scale = bq.LinearScale(min=0.0, allow_padding=False)
+        self._bars = _RenewedBars(
+            renew_after,
+            x=np.array([], dtype="datetime64[ms]"),
+            y=np.zeros((len(self.series), 0)),
+            scales={"x": self.x_scale, "y": self.y_scale},
+            type="stacked",
+            colors=list(colors[: len(self.series)]),
+            labels=list(self.series.values()),
+            display_legend=True,
+            padding=0.1,
+            stroke="white",
+        )
+        self.mark = self._bars.mark
+        axes = [
+            bq.Axis(scale=self.x_scale, tick_format="%H:%M", num_ticks=6),
+            bq.Axis(scale=self.y_scale, side="left", tick_format=".3~s", grid_lines="dashed"),
+        ]
+        self.widget = _figure(title, [self.mark], axes, css, height)
+
+    def update(
+        self, frame: pd.DataFrame, x: str = "bucket_start", *, tick_format: str = ""
+    ) -> None:
+        """Show one stack per row of ``frame``."""
+        if frame.empty:
+            xs = np.array([], dtype="datetime64[ms]")
+            ys = np.zeros((len(self.series), 0))
+        else:
+            xs = _times(frame[x])
+            ys = np.vstack([frame[c].to_numpy(dtype="float64") for c in self.series])
+        self.mark = self._bars.next_update(self.widget)
+        with held(self.mark, self.widget.axes[0]):
+            self.mark.x = xs
+            self.mark.y = ys
+            if tick_format:
+                self.widget.axes[0].tick_format = tick_format
+
+
+class BarChart:
+    """Labelled bars, horizontal (a leaderboard, biggest on top) or vertical (a histogram)."""
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        color: str = PALETTE[0],
+        horizontal: bool = True,
+        css: str = "wp-chart-bars",
+        height: str = "280px",
+        value_format: str = ".3~s",
+        renew_after: int = BARS_RENEW_AFTER,
+    ) -> None:
+        self.horizontal = horizontal
+        self.x_scale = bq.OrdinalScale(reverse=horizontal)
+        self.y_scale = bq.LinearScale(min=0.0, allow_padding=False)
+        self._bars = _RenewedBars(
+            renew_after,
+            x=[],
+            y=[],
+            scales={"x": self.x_scale, "y": self.y_scale},
+            orientation="horizontal" if horizontal else "vertical",
+            colors=[color],
+            padding=0.15,
+            tooltip=bq.Tooltip(fields=["x", "y"], labels=["", "events"], formats=["", ","]),
+        )
+        self.mark = self._bars.mark
+        axes = [
+            bq.Axis(scale=self.x_scale, side="left" if horizontal else "bottom"),
+            bq.Axis(
+                scale=self.y_scale,
+                side="bottom" if horizontal else "left",
+                tick_format=value_format,
+                grid_lines="dashed",
+                num_ticks=4,
+            ),
+        ]
+        margin = dict(_MARGIN, left=130) if horizontal else dict(_MARGIN)
+        self.widget = _figure(title, [self.mark], axes, css, height)
+        self.widget.fig_margin = margin
+
+    def update(self, labels: Sequence[str], values: Sequence[float]) -> None:
+        """Show one bar per label, in the given order."""
+        self.mark = self._bars.next_update(self.widget)
+        with held(self.mark):
+            self.mark.x = [str(label) for label in labels]
+            self.mark.y = np.asarray(values, dtype="float64")
+
+
+class PieChart:
+    """Shares of a whole (minor vs major, bytes added vs removed)."""
+
+    def __init__(
+        self,
+        title: str,
+        labels: Sequence[str],
+        *,
+        colors: Sequence[str] = PALETTE,
+        css: str = "wp-chart-pie",
+        height: str = "240px",
+    ) -> None:
+        self.mark = bq.Pie(
+            sizes=np.zeros(len(labels)),
+            labels=list(labels),
+            colors=list(colors[: len(labels)]),
+            display_labels="outside",
+            display_values=True,
+            values_format=".0%",
+            inner_radius=35,
+            radius=70,
+            label_color="#333",
+            font_size="12px",
+        )
+        self.widget = _figure(title, [self.mark], [], css, height)
+
+    def update(self, values: Sequence[float]) -> None:
+        """Show ``values`` (absolute amounts; the pie shows their shares)."""
+        total = float(sum(values))
+        shares = [float(v) / total for v in values] if total else [0.0] * len(values)
+        with held(self.mark):
+            self.mark.sizes = np.asarray(shares, dtype="float64")
+
+
+class ScatterChart:
+    """Individual events: x = time, y = size change, dot size = |change|, colour = sign."""
+
+    def __init__(self, title: str, *, css: str = "wp-chart-scatter", height: str = "340px") -> None:
+        self.x_scale = bq.DateScale()
+        self.y_scale = bq.LinearScale()
+        self.size_scale = bq.LinearScale(min=0.0)
+        self.color_scale = bq.ColorScale(
+            min=-1.0, max=1.0, mid=0.0, colors=[REMOVED, _NEUTRAL, ADDED]
+        )
+        self.mark = bq.Scatter(
+            x=np.array([], dtype="datetime64[ms]"),
+            y=np.array([], dtype="float64"),
+            size=np.array([], dtype="float64"),
+            color=np.array([], dtype="float64"),
+            names=[],
+            names_unique=False,
+            display_names=False,
+            default_size=180,
+            opacities=[0.65],
+            stroke="white",
+            scales={
+                "x": self.x_scale,
+                "y": self.y_scale,
+                "size": self.size_scale,
+                "color": self.color_scale,
+            },
+            tooltip=bq.Tooltip(fields=["name", "y"], labels=["edit", "bytes"], formats=["", "+,"]),
+        )
+        zero = bq.Lines(
+            x=[0.0, 1.0],
+            y=[0.0, 0.0],
+            scales={"x": bq.LinearScale(min=0.0, max=1.0), "y": self.y_scale},
+            colors=[_NEUTRAL],
+            line_style="dashed",
+            stroke_width=1,
+        )
+        axes = [
+            bq.Axis(scale=self.x_scale, tick_format="%H:%M:%S", num_ticks=6),
+            bq.Axis(
+                scale=self.y_scale,
+                side="left",
+                label="bytes changed",
+                tick_format="+.2s",
+                grid_lines="dashed",
+            ),
+        ]
+        self.widget = _figure(title, [zero, self.mark], axes, css, height)
+
+    def update(
+        self, times: Any, deltas: Any, names: Sequence[str], *, tick_format: str = ""
+    ) -> None:
+        """Show one dot per event."""
+        change = np.asarray(deltas, dtype="float64")
+        with held(self.mark, self.widget.axes[0]):
+            if tick_format:
+                self.widget.axes[0].tick_format = tick_format
+            self.mark.x = _times(times) if len(change) else np.array([], dtype="datetime64[ms]")
+            self.mark.y = change
+            self.mark.size = np.log1p(np.abs(change))
+            self.mark.color = np.sign(change)
+            self.mark.names = list(names)
