@@ -11,13 +11,23 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from wiki_lib.commands import bench, ingest, platform, stream
+from wiki_lib.commands import (
+    bench,
+    dashboard,
+    hub,
+    ingest,
+    notebook,
+    platform,
+    run,
+    serving,
+    stream,
+)
 from wiki_lib.commands._common import fail, settings_from_args
 from wiki_lib.errors import WikiError
 
 __all__ = ["build_parser", "main"]
 
-_MODULES = [platform, ingest, stream, bench]
+_MODULES = [platform, run, ingest, stream, serving, dashboard, notebook, bench, hub]
 
 
 def build_parser() -> argparse.ArgumentParser:

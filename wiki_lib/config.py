@@ -19,11 +19,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "REPO_ROOT",
     "STREAMING_DIR",
+    "DashboardSettings",
     "JvmSettings",
     "KafkaSettings",
     "LakeSettings",
     "PostgresSettings",
     "ProducerSettings",
+    "RetentionSettings",
+    "ServingSettings",
     "Settings",
     "SparkSettings",
     "StackSettings",
@@ -86,10 +89,15 @@ class SparkSettings(_Section):
     master: str = Field("local[2]", description="Spark master URL (local[N], spark://host:port)")
     app_name: str = Field("wikipulse", description="Spark application name")
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
-    driver_memory: str = Field("1g", description="spark.driver.memory")
+    driver_memory: str = Field("2g", description="spark.driver.memory")
     ui_port: int = Field(4040, ge=0, le=65535, description="Spark UI port (0 disables the UI)")
     local_dir: Path | None = Field(None, description="spark.local.dir (default: state dir)")
     log_level: str = Field("WARN", description="Spark log level")
+    state_store: Literal["rocksdb", "hdfs"] = Field(
+        "rocksdb",
+        description="state store of the deduplication: rocksdb (large state, off-heap) or "
+        "hdfs (in-memory map, cheaper per batch for small state)",
+    )
 
 
 class JvmSettings(_Section):
@@ -135,6 +143,72 @@ class ProducerSettings(_Section):
     compression: str = Field("lz4", description="Kafka compression type")
 
 
+class RetentionSettings(_Section):
+    """How long serving rows are kept and when lake files are compacted (``wikipulse maintain``).
+
+    ``recent_changes`` keeps ``stream.recent_changes_hours``. Minute rows are only ever deleted
+    once their hour is rolled up into the hourly tables.
+    """
+
+    minute_days: int = Field(
+        7, ge=1, description="days traffic/wiki/namespace/activity minute rows are kept"
+    )
+    entity_minute_days: int = Field(
+        2, ge=1, description="days page_minute and user_minute rows are kept"
+    )
+    hour_days: int = Field(90, ge=1, description="days the hourly roll-up tables are kept")
+    top_k_per_hour: int = Field(
+        1000, ge=1, description="pages and users page_hour/user_hour keep per hour (the busiest)"
+    )
+    progress_days: int = Field(
+        30, ge=1, description="days pipeline_progress rows are kept (the newest per query stays)"
+    )
+    compact_min_files: int = Field(
+        2, ge=2, description="committed lake files an hour partition needs to be compacted"
+    )
+    compact_after_minutes: int = Field(
+        60, ge=0, description="minutes after its end before an hour partition is compacted"
+    )
+
+
+class ServingSettings(_Section):
+    """The read-only query API used by dashboards and notebooks."""
+
+    statement_timeout_ms: int = Field(
+        10_000, ge=0, description="statement_timeout of query sessions in ms (0: none)"
+    )
+
+
+class DashboardSettings(_Section):
+    """The live Voila dashboard (``wikipulse dashboard``) and its kernels."""
+
+    host: str = Field("127.0.0.1", description="interface Voila listens on (0.0.0.0 in a pod)")
+    port: int = Field(8866, ge=0, le=65535, description="Voila port")
+    base_url: str = Field("/", description="URL prefix Voila serves under (behind a proxy)")
+    notebook: Path = Field(
+        REPO_ROOT / "voila_dashboards" / "live.ipynb", description="the dashboard notebook"
+    )
+    refresh_s: float = Field(
+        5.0, ge=2, le=60, description="seconds between refreshes unless the page asks otherwise"
+    )
+    stale_after_s: float = Field(
+        120.0, gt=0, description="seconds without a committed batch before data counts as stale"
+    )
+    recent_limit: int = Field(
+        400, ge=10, le=5000, description="individual edits the scatter of recent edits shows"
+    )
+    cull_idle_s: int = Field(
+        600, ge=0, description="Voila shuts down kernels idle this long (0: never)"
+    )
+    cull_interval_s: int = Field(60, ge=1, description="how often Voila looks for idle kernels")
+    cull_connected: bool = Field(
+        False, description="also cull idle kernels whose page is still open (a paused dashboard)"
+    )
+    preheat_kernels: int = Field(
+        0, ge=0, le=8, description="kernels Voila keeps started and executed ahead (0: off)"
+    )
+
+
 class StackSettings(_Section):
     """The local stack started by ``wikipulse stack up``."""
 
@@ -169,6 +243,9 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     producer: ProducerSettings = ProducerSettings()
     stack: StackSettings = StackSettings()
+    retention: RetentionSettings = RetentionSettings()
+    serving: ServingSettings = ServingSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @property
     def lake_path(self) -> Path:
