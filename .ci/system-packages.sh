@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the system parts wikipulse runs (Java 17, Maven, PostgreSQL server, Node.js) when absent.
+# Install the system parts wikipulse runs (Java 17, Maven, PostgreSQL server, Node.js, Chromium)
+# when absent.
 # Idempotent: a machine that has them is left alone.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 # configurable-http-proxy for the local JupyterHub (`wikipulse hub`), installed by .ci/tools.sh
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Debian's Chromium for the dashboard's browser tests (Playwright drives /usr/bin/chromium)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"
