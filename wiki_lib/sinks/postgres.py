@@ -37,6 +37,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "page_minute": ("window_start", "wiki", "title"),
     "user_minute": ("window_start", "user"),
     "recent_changes": _ROW_KEY,
+    "activity_minute": ("window_start", "wiki", "namespace", "type", "is_bot", "is_minor"),
     "quarantine": ("topic", "source_partition", "source_offset"),
 }
 

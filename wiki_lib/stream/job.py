@@ -32,6 +32,7 @@ from wiki_lib.errors import StreamError
 from wiki_lib.sinks.base import Batch, BatchStats, Sink
 from wiki_lib.sinks.lake import LakeSink
 from wiki_lib.sinks.postgres import PostgresSink
+from wiki_lib.stream.extra_metrics import EXTRA_TABLES
 from wiki_lib.stream.metrics import TABLES, drop_canaries, normalize, parse_events
 
 if TYPE_CHECKING:
@@ -254,7 +255,9 @@ class StreamJob:
         if summary["rows"] > summary["invalid"] + summary["canaries"]:
             events = drop_canaries(normalize(df)).withColumn("is_late", late)
             on_time = events.where(~F.col("is_late"))
-            jobs = {name: table.compute(on_time) for name, table in TABLES.items()}
+            jobs = {
+                name: table.compute(on_time) for name, table in {**TABLES, **EXTRA_TABLES}.items()
+            }
             with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
                 futures = {name: pool.submit(frame.toArrow) for name, frame in jobs.items()}
                 tables = {name: future.result() for name, future in futures.items()}
