@@ -2,11 +2,12 @@
 
 Each builder creates its figure, scales, axes and marks once; ``update`` only assigns new
 data to the existing marks inside ``hold_sync``, so the browser receives one message per
-mark and redraws without re-creating anything (no flicker, no leaked views). One exception:
-bqplot 0.13's ``Bars`` view adds an empty ``<g>`` to the page at every redraw, so the bar
-charts swap in a fresh mark (same scales and style) every :data:`BARS_RENEW_AFTER` updates,
-which bounds that growth. They know nothing about the database: give them arrays or a
-DataFrame, e.g. in any notebook::
+mark and redraws without re-creating anything (no flicker, no leaked views). Data equal to
+what a chart already shows is not sent at all: bqplot 0.13's ``Bars`` view leaves an empty
+``<g>`` in the page at every redraw (it removes its zero line but not the line's group), so
+needless redraws would cost page memory. (Replacing the mark now and then does not help: the
+page keeps the old mark views alive.) They know nothing about the database: give them arrays
+or a DataFrame, e.g. in any notebook::
 
     chart = TimeSeriesChart("Events per second", {"events_per_second": "all events"})
     chart.update(query.traffic(reader, "1h"))
@@ -25,7 +26,6 @@ import pandas as pd
 
 __all__ = [
     "ADDED",
-    "BARS_RENEW_AFTER",
     "BOT",
     "HUMAN",
     "PALETTE",
@@ -46,28 +46,26 @@ BOT = "#ff9900"
 _NEUTRAL = "#9e9e9e"
 _MARGIN = {"top": 36, "bottom": 36, "left": 56, "right": 16}
 
-BARS_RENEW_AFTER = 300
-"""Updates after which a bar chart replaces its ``Bars`` mark (10 minutes at 2 s)."""
+
+class _Shown:
+    """What a chart last sent, so that an update with equal data sends nothing."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Any, ...] | None = None
+
+    def changed(self, *values: Any) -> bool:
+        """Whether ``values`` differ from the previous call's (and remember them)."""
+        last, self._last = self._last, values
+        if last is None or len(last) != len(values):
+            return True
+        return not all(_equal(a, b) for a, b in zip(last, values, strict=True))
 
 
-class _RenewedBars:
-    """A ``Bars`` mark that is replaced by an identical fresh one every ``renew_after``
-    updates; the page drops the old view, and with it the nodes bqplot leaked."""
-
-    def __init__(self, renew_after: int, **kwargs: Any) -> None:
-        self._kwargs = kwargs
-        self._renew_after = renew_after
-        self._updates = 0
-        self.mark = bq.Bars(**kwargs)
-
-    def next_update(self, figure: bq.Figure) -> bq.Bars:
-        """The mark to put the next data into (a fresh one when it is time)."""
-        self._updates += 1
-        if self._updates % self._renew_after == 0:
-            old, self.mark = self.mark, bq.Bars(**self._kwargs)
-            figure.marks = [self.mark if m is old else m for m in figure.marks]
-            old.close()
-        return self.mark
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
+    return bool(a == b)
 
 
 @contextlib.contextmanager
@@ -140,6 +138,7 @@ class TimeSeriesChart:
             ),
         ]
         self.widget = _figure(title, [self.mark], axes, css, height)
+        self._shown = _Shown()
 
     def update(
         self, frame: pd.DataFrame, x: str = "bucket_start", *, tick_format: str = ""
@@ -151,6 +150,8 @@ class TimeSeriesChart:
         else:
             xs = _times(frame[x])
             ys = np.vstack([frame[c].to_numpy(dtype="float64") for c in self.series])
+        if not self._shown.changed(xs, ys, tick_format):
+            return
         with held(self.mark, self.widget.axes[0]):
             self.mark.x = xs
             self.mark.y = ys
@@ -169,13 +170,11 @@ class StackedBarsChart:
         colors: Sequence[str] = PALETTE,
         css: str = "wp-chart-stacked",
         height: str = "240px",
-        renew_after: int = BARS_RENEW_AFTER,
     ) -> None:
         self.series = dict(series)
         self.x_scale = bq.DateScale()
         self.y_scale = bq.LinearScale(min=0.0, allow_padding=False)
-        self._bars = _RenewedBars(
-            renew_after,
+        self.mark = bq.Bars(
             x=np.array([], dtype="datetime64[ms]"),
             y=np.zeros((len(self.series), 0)),
             scales={"x": self.x_scale, "y": self.y_scale},
@@ -186,12 +185,12 @@ class StackedBarsChart:
             padding=0.1,
             stroke="white",
         )
-        self.mark = self._bars.mark
         axes = [
             bq.Axis(scale=self.x_scale, tick_format="%H:%M", num_ticks=6),
             bq.Axis(scale=self.y_scale, side="left", tick_format=".3~s", grid_lines="dashed"),
         ]
         self.widget = _figure(title, [self.mark], axes, css, height)
+        self._shown = _Shown()
 
     def update(
         self, frame: pd.DataFrame, x: str = "bucket_start", *, tick_format: str = ""
@@ -203,7 +202,8 @@ class StackedBarsChart:
         else:
             xs = _times(frame[x])
             ys = np.vstack([frame[c].to_numpy(dtype="float64") for c in self.series])
-        self.mark = self._bars.next_update(self.widget)
+        if not self._shown.changed(xs, ys, tick_format):
+            return
         with held(self.mark, self.widget.axes[0]):
             self.mark.x = xs
             self.mark.y = ys
@@ -223,13 +223,11 @@ class BarChart:
         css: str = "wp-chart-bars",
         height: str = "280px",
         value_format: str = ".3~s",
-        renew_after: int = BARS_RENEW_AFTER,
     ) -> None:
         self.horizontal = horizontal
         self.x_scale = bq.OrdinalScale(reverse=horizontal)
         self.y_scale = bq.LinearScale(min=0.0, allow_padding=False)
-        self._bars = _RenewedBars(
-            renew_after,
+        self.mark = bq.Bars(
             x=[],
             y=[],
             scales={"x": self.x_scale, "y": self.y_scale},
@@ -238,7 +236,6 @@ class BarChart:
             padding=0.15,
             tooltip=bq.Tooltip(fields=["x", "y"], labels=["", "events"], formats=["", ","]),
         )
-        self.mark = self._bars.mark
         axes = [
             bq.Axis(scale=self.x_scale, side="left" if horizontal else "bottom"),
             bq.Axis(
@@ -252,13 +249,17 @@ class BarChart:
         margin = dict(_MARGIN, left=130) if horizontal else dict(_MARGIN)
         self.widget = _figure(title, [self.mark], axes, css, height)
         self.widget.fig_margin = margin
+        self._shown = _Shown()
 
     def update(self, labels: Sequence[str], values: Sequence[float]) -> None:
         """Show one bar per label, in the given order."""
-        self.mark = self._bars.next_update(self.widget)
+        xs = [str(label) for label in labels]
+        ys = np.asarray(values, dtype="float64")
+        if not self._shown.changed(xs, ys):
+            return
         with held(self.mark):
-            self.mark.x = [str(label) for label in labels]
-            self.mark.y = np.asarray(values, dtype="float64")
+            self.mark.x = xs
+            self.mark.y = ys
 
 
 class PieChart:
@@ -286,13 +287,18 @@ class PieChart:
             font_size="12px",
         )
         self.widget = _figure(title, [self.mark], [], css, height)
+        self._shown = _Shown()
 
     def update(self, values: Sequence[float]) -> None:
         """Show ``values`` (absolute amounts; the pie shows their shares)."""
         total = float(sum(values))
-        shares = [float(v) / total for v in values] if total else [0.0] * len(values)
+        shares = np.asarray(
+            [float(v) / total for v in values] if total else [0.0] * len(values), dtype="float64"
+        )
+        if not self._shown.changed(shares):
+            return
         with held(self.mark):
-            self.mark.sizes = np.asarray(shares, dtype="float64")
+            self.mark.sizes = shares
 
 
 class ScatterChart:
@@ -343,16 +349,20 @@ class ScatterChart:
             ),
         ]
         self.widget = _figure(title, [zero, self.mark], axes, css, height)
+        self._shown = _Shown()
 
     def update(
         self, times: Any, deltas: Any, names: Sequence[str], *, tick_format: str = ""
     ) -> None:
         """Show one dot per event."""
         change = np.asarray(deltas, dtype="float64")
+        xs = _times(times) if len(change) else np.array([], dtype="datetime64[ms]")
+        if not self._shown.changed(xs, change, list(names), tick_format):
+            return
         with held(self.mark, self.widget.axes[0]):
             if tick_format:
                 self.widget.axes[0].tick_format = tick_format
-            self.mark.x = _times(times) if len(change) else np.array([], dtype="datetime64[ms]")
+            self.mark.x = xs
             self.mark.y = change
             self.mark.size = np.log1p(np.abs(change))
             self.mark.color = np.sign(change)

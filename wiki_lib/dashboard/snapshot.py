@@ -115,8 +115,9 @@ class Snapshot:
 
     @property
     def has_data(self) -> bool:
-        """Whether charts should show this snapshot (rather than keep the previous one)."""
-        return self.status in ("ok", "empty")
+        """Whether the database answered, so charts show this snapshot (even if all zero)
+        rather than keep the previous one."""
+        return self.status in ("ok", "empty", "waiting")
 
 
 @dataclass(frozen=True)

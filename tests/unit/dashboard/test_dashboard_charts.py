@@ -85,19 +85,21 @@ def test_scatter_sizes_and_colours_by_change(monkeypatch: pytest.MonkeyPatch) ->
     assert len(sent) == 1 and {"x", "y", "size", "color", "names"} <= sent[0]
 
 
-def test_bar_marks_are_renewed_to_bound_bqplots_leak() -> None:
-    chart = BarChart("b", renew_after=3)
-    first = chart.mark
-    chart.update(["a"], [1])
-    chart.update(["a", "b"], [1, 2])
-    assert chart.mark is first
-    chart.update(["c"], [5])
-    assert chart.mark is not first and chart.widget.marks == [chart.mark]
-    assert first.comm is None, "the old mark is closed"
-    assert list(chart.mark.x) == ["c"] and chart.mark.scales["x"] is chart.x_scale
-    assert chart.mark.orientation == "horizontal" and chart.mark.tooltip is not None
-    stacked = StackedBarsChart("s", {"a": "A", "b": "B"}, renew_after=2)
-    old = stacked.mark
-    stacked.update(_series(2))
-    stacked.update(_series(3))
-    assert stacked.mark is not old and stacked.mark.y.shape == (2, 3)
+def test_equal_data_is_not_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    bars = BarChart("b")
+    series = TimeSeriesChart("t", {"a": "A"})
+    scatter = ScatterChart("s")
+    sent = {
+        "bars": _spy(bars.mark, monkeypatch),
+        "series": _spy(series.mark, monkeypatch),
+        "scatter": _spy(scatter.mark, monkeypatch),
+    }
+    times = pd.to_datetime(["2024-08-22T04:00:01Z"])
+    for _ in range(3):
+        bars.update(["enwiki"], [5])
+        series.update(_series(4))
+        scatter.update(times, [10], ["a"])
+    assert {k: len(v) for k, v in sent.items()} == {"bars": 1, "series": 1, "scatter": 1}
+    bars.update(["enwiki"], [6])
+    scatter.update(times, [10], ["b"])
+    assert len(sent["bars"]) == 2 and len(sent["scatter"]) == 2
