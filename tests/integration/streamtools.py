@@ -34,10 +34,9 @@ class CorpusTopic:
 
 def corpus_topic(settings: Settings, files: list[Path], partitions: int = 1) -> CorpusTopic:
     """Replay ``files`` (event-time order) through the real producer into a fresh topic."""
-    from oracle import compute_tables, load_events
-
     from wiki_lib.producer import ingest
     from wiki_lib.sources.replay import ReplaySource
+    from wiki_lib.testing.oracle import compute_tables, load_events
 
     topic = f"corpus_{uuid.uuid4().hex[:10]}"
     topic_settings = settings.with_overrides(

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import query_reference as ref
 from kafka import KafkaProducer
-from oracle import compute_tables, deduplicated_events, load_events
 from psycopg2 import sql
 from streamtools import CorpusTopic, job_settings, read_table, table_differences
 
@@ -29,6 +28,7 @@ from wiki_lib.batch import BatchError, BatchReport, recompute_day
 from wiki_lib.config import Settings
 from wiki_lib.kafka_admin import ensure_topics, ingest_topic_specs
 from wiki_lib.stream.job import StreamJob
+from wiki_lib.testing.oracle import compute_tables, deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from oracle import deduplicated_events, load_events
 
 from wiki_lib import lake
 from wiki_lib.errors import SinkError
 from wiki_lib.sinks.base import Batch, BatchStats
 from wiki_lib.sinks.lake import LakeSink, committed_files
+from wiki_lib.testing.oracle import deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import query_reference as ref
-from oracle import compute_tables, deduplicated_events, load_events
 from psycopg2 import sql
 
 from wiki_lib import db, query
@@ -26,6 +25,7 @@ from wiki_lib.query.tables import FAMILIES, Family
 from wiki_lib.sinks.base import Batch, BatchStats
 from wiki_lib.sinks.lake import LakeSink
 from wiki_lib.sinks.postgres import copy_arrow
+from wiki_lib.testing.oracle import compute_tables, deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,6 @@ import pandas as pd
 import psycopg2
 import pytest
 import query_reference as ref
-from oracle import deduplicated_events, load_events
 from psycopg2 import sql
 from streamtools import CorpusTopic, job_settings
 
@@ -34,6 +33,7 @@ from wiki_lib.maintenance import rollup
 from wiki_lib.query import Filters, QueryError
 from wiki_lib.query.window import bucket_starts, make_window
 from wiki_lib.stream.job import StreamJob
+from wiki_lib.testing.oracle import deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from oracle import deduplicated_events, load_events
 from streamtools import CorpusTopic, job_settings, progress_rows, table_differences
 
 from wiki_lib import db
 from wiki_lib.config import Settings
 from wiki_lib.sinks.lake import committed_files
 from wiki_lib.stream.job import StreamJob
+from wiki_lib.testing.oracle import deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
 

@@ -6,30 +6,16 @@ small events whose right answer is written out by hand (no Spark involved).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from wiki_lib.testing import oracle
+
 _MISSING = object()
-
-
-def _load_oracle() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "oracle.py"
-    spec = importlib.util.spec_from_file_location("wikipulse_test_oracle", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-oracle = _load_oracle()
 
 
 def utc(*args: int) -> datetime:

@@ -7,14 +7,11 @@ awkward lines checks the corners the corpus does not reach.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -34,6 +31,7 @@ from wiki_lib.stream.metrics import (
     normalize,
     parse_events,
 )
+from wiki_lib.testing import oracle
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Tables = dict[str, dict[tuple[Any, ...], dict[str, Any]]]
@@ -95,19 +93,6 @@ CONTRACT_COLUMNS: dict[str, list[str]] = {
         "comment",
     ],
 }
-
-
-def _load_oracle() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "oracle.py"
-    spec = importlib.util.spec_from_file_location("wikipulse_test_oracle", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-oracle = _load_oracle()
 
 
 # --- fixtures ---------------------------------------------------------------------------------
