@@ -25,6 +25,7 @@ __all__ = [
     "TopicSpec",
     "admin_client",
     "delete_topics",
+    "end_offsets",
     "ensure_ingest_topics",
     "ensure_topics",
     "ingest_topic_specs",
@@ -148,3 +149,27 @@ def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
         raise SinkError(f"deleting topics {list(names)} on {bootstrap} failed: {exc}") from exc
     finally:
         admin.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The next offset of every partition of ``topic`` (its record count when never trimmed).
+
+    Lag figures compare these with what a consumer has processed; an unknown topic is empty.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=10_000,
+        )
+    except (KafkaError, OSError) as exc:
+        raise SinkError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts]) if parts else {}
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+    except KafkaError as exc:
+        raise SinkError(f"reading end offsets of {topic} on {bootstrap} failed: {exc}") from exc
+    finally:
+        consumer.close()

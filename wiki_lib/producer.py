@@ -43,6 +43,7 @@ from wiki_lib.kafka_admin import (
     ensure_ingest_topics,
     topic_max_message_bytes,
 )
+from wiki_lib.sources import DEFAULT_CORPUS, ReplaySource, SSESource, SyntheticSource
 from wiki_lib.sources.base import RawEvent, Source
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "dead_letter_record",
     "decode_dead_letter",
     "ingest",
+    "source_from_spec",
 ]
 
 log = logging.getLogger(__name__)
@@ -629,3 +631,39 @@ def ingest(
     """Run ``source`` into Kafka once with a fresh producer (options as for IngestProducer)."""
     with IngestProducer(settings, **options) as producer:
         return producer.run(source, max_events=max_events, progress=progress)
+
+
+def source_from_spec(
+    spec: str,
+    settings: Settings,
+    *,
+    speed: float = 1.0,
+    loop: bool = False,
+    since: str | None = None,
+    seed: int | None = None,
+    rate: float = 50.0,
+    corpus: str | Path = DEFAULT_CORPUS,
+) -> Source:
+    """The source a short spec names: ``live``, ``replay:GLOB[,GLOB...]`` or ``synth:N``.
+
+    The CLI, ``wikipulse up`` and the notebooks all take a source as one string, so a run is
+    described the same way wherever it starts. ``live`` resumes from the saved position unless
+    ``since`` asks for a point in time.
+    """
+    kind, _, rest = spec.partition(":")
+    if kind == "live" and not rest:
+        state = ResumeState(settings.producer_state_file, settings.producer.url)
+        last_event_id = None if since else state.load()
+        if last_event_id:
+            log.info("resuming %s from Last-Event-ID %s", settings.producer.url, last_event_id)
+        return SSESource(
+            settings.producer.url,
+            user_agent=settings.producer.user_agent,
+            last_event_id=last_event_id,
+            since=since,
+        )
+    if kind == "replay" and rest:
+        return ReplaySource(rest.split(","), speed=speed, loop=loop)
+    if kind == "synth" and rest.isdigit():
+        return SyntheticSource(int(rest), corpus=[str(corpus)], seed=seed, rate=rate, speed=speed)
+    raise ConfigError(f"unknown source {spec!r}: use live, replay:GLOB[,GLOB...] or synth:N")

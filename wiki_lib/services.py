@@ -23,7 +23,7 @@ from wiki_lib.sources.replay import SAMPLE_CAPTURE
 from wiki_lib.stack import LocalStack
 from wiki_lib.stack._proc import pid_alive, port_open, spawn, stop_pid, wait_until
 
-__all__ = ["PART_ORDER", "Part", "Platform", "live_stream_reachable"]
+__all__ = ["PART_ORDER", "Part", "Platform", "live_stream_reachable", "settings_env"]
 
 PART_ORDER = ("producer", "stream", "dashboard", "lab")
 
@@ -91,7 +91,7 @@ class Platform:
         """Start the stack, then the producer, the stream job and the dashboard."""
         self.stack.up()
         settings = self.stack.settings
-        env = _settings_env(settings)
+        env = settings_env(settings)
         started = []
         if not pid_alive(self._pid("stream")):
             self._start("stream", ["stream", "run"], env)
@@ -149,8 +149,8 @@ def _produce_args(source: str, speed: float) -> list[str]:
     return args
 
 
-def _settings_env(settings: Settings) -> dict[str, str]:
-    """The effective settings as WIKI__ variables, so children see exactly what we see."""
+def settings_env(settings: Settings) -> dict[str, str]:
+    """This environment with the effective settings as WIKI__ variables (for child processes)."""
     env: dict[str, str] = {}
     for section, values in settings.model_dump().items():
         for field, value in values.items():

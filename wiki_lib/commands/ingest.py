@@ -13,9 +13,8 @@ from typing import Any
 
 from wiki_lib.commands._common import add_command, plain_flag, print_json, setting_flag
 from wiki_lib.config import Settings
-from wiki_lib.errors import ConfigError
-from wiki_lib.producer import EventFilter, IngestProducer, ResumeState
-from wiki_lib.sources import DEFAULT_CORPUS, ReplaySource, Source, SSESource, SyntheticSource
+from wiki_lib.producer import EventFilter, IngestProducer, ResumeState, source_from_spec
+from wiki_lib.sources import DEFAULT_CORPUS, Source
 
 __all__ = ["build_source", "register"]
 
@@ -30,26 +29,17 @@ def _csv(convert: Callable[[str], Any]) -> Callable[[str], frozenset[Any]]:
 
 
 def build_source(spec: str, args: argparse.Namespace, settings: Settings) -> Source:
-    """The source named by ``live``, ``replay:GLOB[,GLOB...]`` or ``synth:N``."""
-    kind, _, rest = spec.partition(":")
-    if kind == "live" and not rest:
-        state = ResumeState(settings.producer_state_file, settings.producer.url)
-        last_event_id = None if args.since else state.load()
-        if last_event_id:
-            log.info("resuming %s from Last-Event-ID %s", settings.producer.url, last_event_id)
-        return SSESource(
-            settings.producer.url,
-            user_agent=settings.producer.user_agent,
-            last_event_id=last_event_id,
-            since=args.since,
-        )
-    if kind == "replay" and rest:
-        return ReplaySource(rest.split(","), speed=args.speed, loop=args.loop)
-    if kind == "synth" and rest.isdigit():
-        return SyntheticSource(
-            int(rest), corpus=[args.corpus], seed=args.seed, rate=args.rate, speed=args.speed
-        )
-    raise ConfigError(f"unknown source {spec!r}: use live, replay:GLOB[,GLOB...] or synth:N")
+    """The source of ``--source`` with the source flags of ``args``."""
+    return source_from_spec(
+        spec,
+        settings,
+        speed=args.speed,
+        loop=args.loop,
+        since=args.since,
+        seed=args.seed,
+        rate=args.rate,
+        corpus=args.corpus,
+    )
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:

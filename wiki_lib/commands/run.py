@@ -10,6 +10,8 @@ from typing import Any
 
 from wiki_lib.commands._common import add_command, plain_flag, print_json
 from wiki_lib.config import Settings
+from wiki_lib.errors import SinkError
+from wiki_lib.kafka_admin import end_offsets
 from wiki_lib.services import Platform, live_stream_reachable
 
 __all__ = ["pipeline_status", "register"]
@@ -67,36 +69,24 @@ def pipeline_status(settings: Settings) -> dict[str, Any]:
 
 def _kafka_figures(settings: Settings, progress: dict[str, Any]) -> dict[str, Any]:
     """Kafka lag of the stream job (topic end offsets minus the last batch's end offsets)."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
-
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka.bootstrap,
-            request_timeout_ms=5000,
-            api_version_auto_timeout_ms=5000,
-        )
-    except (KafkaError, OSError) as exc:
+        figures = {
+            f"{name}_topic_records": sum(end_offsets(settings.kafka.bootstrap, topic).values())
+            for name, topic in (
+                ("raw", settings.kafka.topic_raw),
+                ("dead_letters", settings.kafka.topic_dlq),
+            )
+        }
+    except SinkError as exc:
         return {"kafka": f"unreachable: {exc}"}
-    try:
-        figures: dict[str, Any] = {}
-        for name, topic in (
-            ("raw", settings.kafka.topic_raw),
-            ("dead_letters", settings.kafka.topic_dlq),
-        ):
-            parts = consumer.partitions_for_topic(topic) or set()
-            ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts]) if parts else {}
-            figures[f"{name}_topic_records"] = sum(ends.values())
-        consumed = 0
-        for source in progress.get("sources", []):
-            end = source.get("endOffset")
-            end = json.loads(end) if isinstance(end, str) else end
-            for partitions in (end or {}).values():
-                consumed += sum(int(v) for v in partitions.values())
-        figures["kafka_lag"] = figures["raw_topic_records"] - consumed if progress else None
-        return figures
-    finally:
-        consumer.close()
+    consumed = 0
+    for source in progress.get("sources", []):
+        end = source.get("endOffset")
+        end = json.loads(end) if isinstance(end, str) else end
+        for partitions in (end or {}).values():
+            consumed += sum(int(v) for v in partitions.values())
+    figures["kafka_lag"] = figures["raw_topic_records"] - consumed if progress else None
+    return figures
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
