@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from wiki_lib.commands import (
+    alerts,
     bench,
     dashboard,
     hub,
@@ -27,7 +28,7 @@ from wiki_lib.errors import WikiError
 
 __all__ = ["build_parser", "main"]
 
-_MODULES = [platform, run, ingest, stream, serving, dashboard, notebook, bench, hub]
+_MODULES = [platform, run, ingest, stream, serving, alerts, dashboard, notebook, bench, hub]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,12 +13,13 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "REPO_ROOT",
     "STREAMING_DIR",
+    "AlertSettings",
     "DashboardSettings",
     "JvmSettings",
     "KafkaSettings",
@@ -209,6 +210,60 @@ class DashboardSettings(_Section):
     )
 
 
+class AlertSettings(_Section):
+    """The alerting service (``wikipulse alerts run``): rules, cooldown and where alerts go."""
+
+    topic: str = Field("wiki.alerts", description="Kafka topic every fired alert is published to")
+    webhook_url: SecretStr | None = Field(
+        None, description="Slack-compatible incoming-webhook URL alerts are POSTed to (unset: off)"
+    )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="seconds a webhook POST may take before it counts as failed"
+    )
+    interval_s: float = Field(30.0, ge=1, description="seconds between two evaluations")
+    cooldown_s: float = Field(
+        900.0,
+        ge=0,
+        description="seconds after an alert before the same rule and key may fire again; "
+        "also how long the dashboard shows an alert as open",
+    )
+    lookback_s: float = Field(
+        600.0,
+        ge=60,
+        description="how far back (from the newest event time) an evaluation looks for new "
+        "incidents: velocity windows and watchlist edits",
+    )
+    z_threshold: float = Field(
+        4.0, gt=0, description="velocity spike: z-score of a window's events/s against baseline"
+    )
+    baseline_windows: int = Field(
+        30,
+        ge=2,
+        description="velocity spike: one-minute windows before a window that form its baseline",
+    )
+    min_baseline_windows: int = Field(
+        10, ge=2, description="velocity spike: windows with data the baseline needs at least"
+    )
+    min_events: int = Field(
+        60, ge=1, description="velocity spike: events a window needs at least to count as a spike"
+    )
+    lag_threshold_s: float = Field(
+        300.0, gt=0, description="pipeline lag: seconds since the newest committed batch"
+    )
+    event_lag_threshold_s: float = Field(
+        900.0,
+        ge=0,
+        description="pipeline lag: seconds the newest event time may trail the clock "
+        "(0: off, e.g. for replays of old events)",
+    )
+
+    @model_validator(mode="after")
+    def _baseline_fits(self) -> AlertSettings:
+        if self.min_baseline_windows > self.baseline_windows:
+            raise ValueError("min_baseline_windows cannot exceed baseline_windows")
+        return self
+
+
 class StackSettings(_Section):
     """The local stack started by ``wikipulse stack up``."""
 
@@ -246,6 +301,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     serving: ServingSettings = ServingSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @property
     def lake_path(self) -> Path:

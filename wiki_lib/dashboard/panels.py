@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 import ipywidgets as widgets
@@ -54,6 +54,7 @@ __all__ = [
     "Panel",
     "RatePanel",
     "WatchPanel",
+    "alert_summary",
     "edit_names",
     "per_second",
     "tick_format",
@@ -100,6 +101,18 @@ def edit_names(recent: pd.DataFrame) -> list[str]:
         comment = comment if len(comment) <= 120 else comment[:119] + "…"
         names.append(f"{row.wiki} · {row.title} · {row.user} · {comment}".rstrip(" ·"))
     return names
+
+
+def alert_summary(alerts: pd.DataFrame, now: datetime) -> tuple[int, str]:
+    """How many alerts are open and the strip's words for them (the newest one's message)."""
+    total = int(alerts.attrs.get("total", len(alerts)))
+    if alerts.empty:
+        return total, "none"
+    newest = alerts.iloc[0]
+    when = markup.ago(newest["fired_at"].to_pydatetime(), now)
+    message = str(newest["message"])
+    message = message if len(message) <= 160 else message[:159] + "…"
+    return total, f"{total:,} open; newest {when}: {message}"
 
 
 class Panel(abc.ABC):
@@ -408,10 +421,10 @@ class WatchPanel(Panel):
 
 
 class HealthPanel(Panel):
-    """The pipeline strip: lag behind real time, rates, last batch."""
+    """The pipeline strip: lag behind real time, rates, last batch, open alerts."""
 
     name = "health"
-    needs = frozenset()
+    needs = frozenset({"alerts"})
 
     def __init__(self, stale_after_s: float) -> None:
         self.stale_after_s = stale_after_s
@@ -422,11 +435,17 @@ class HealthPanel(Panel):
         super().__init__(self.strip)
 
     def render(self, health: pd.DataFrame, snapshot: Snapshot) -> str:
-        """The strip's HTML (``data-stale`` says whether the newest batch is too old)."""
+        """The strip's HTML (``data-stale`` says whether the newest batch is too old,
+        ``data-alerts`` how many alerts are open)."""
+        count, words = alert_summary(snapshot.frame("alerts"), snapshot.taken_at)
+        alerts = (
+            f'<span class="wp-health-item wp-health-alerts{" wp-alerting" if count else ""}">'
+            f"<b>Alerts</b> {markup.escape(words)}</span>"
+        )
         if health.empty:
             return (
-                '<div class="wp-health" data-stale="unknown">'
-                "<span>Pipeline: no batch committed yet</span></div>"
+                f'<div class="wp-health" data-stale="unknown" data-alerts="{count}">'
+                f"<span>Pipeline: no batch committed yet</span>{alerts}</div>"
             )
         row = health.iloc[0]
         stale = float(row["seconds_since_commit"]) > self.stale_after_s
@@ -455,7 +474,7 @@ class HealthPanel(Panel):
         )
         return (
             f'<div class="wp-health{" wp-stale" if stale else ""}" '
-            f'data-stale="{str(stale).lower()}">{cells}</div>'
+            f'data-stale="{str(stale).lower()}" data-alerts="{count}">{cells}{alerts}</div>'
         )
 
     def is_stale(self, snapshot: Snapshot) -> bool:

@@ -70,6 +70,7 @@ PANELS: tuple[str, ...] = (
     "minor_major",
     "recent",
     "watch",
+    "alerts",
 )
 """Frames a snapshot carries besides ``health``, in the order they are queried."""
 
@@ -303,6 +304,8 @@ def _panels(
                 reader, list(view.watch), lookback, limit=WATCH_LIMIT, **common
             ),
         )
+    # alerts are about the present whatever window the view shows
+    run("alerts", lambda: query.open_alerts(reader, end=kept.moment))
     return frames, notes, costs, fetched
 
 

@@ -46,6 +46,7 @@ from wiki_lib.query.plan import (
     Lookback,
     Request,
     Span,
+    _end,
     family_for,
     kept_from_key,
     limit_rows,
@@ -76,6 +77,7 @@ __all__ = [
     "kpis",
     "minor_major",
     "namespaces",
+    "open_alerts",
     "pipeline_health",
     "recent_changes",
     "top_languages",
@@ -789,6 +791,48 @@ def _kafka_lag(progress: dict[str, Any]) -> int | None:
     return total
 
 
+# --- alerts --------------------------------------------------------------------------------------
+
+
+def open_alerts(
+    reader: Reader,
+    lookback: Lookback | None = None,
+    *,
+    end: End = None,
+    filters: Filters | None = None,
+    limit: int = 50,
+) -> pd.DataFrame:
+    """The alerts fired in the ``lookback`` before ``end`` (default: the alert cooldown before
+    now), newest first: what the dashboard's health strip calls open.
+
+    Columns: ``alert_id``, ``rule``, ``key``, ``severity``, ``message``, ``details`` (a dict),
+    ``observed_at``, ``fired_at``. ``frame.attrs["total"]`` counts every open alert, also
+    beyond ``limit``. Alerts concern the whole platform, so ``filters`` (accepted for the
+    signature every query shares) narrows nothing.
+    """
+    stop = _end(end) or datetime.now(UTC)
+    if stop.tzinfo is None:
+        stop = stop.replace(tzinfo=UTC)
+    span = parse_duration(
+        lookback if lookback is not None else timedelta(seconds=reader.settings.alerts.cooldown_s)
+    )
+    statement = sql.SQL(
+        "SELECT alert_id, rule, key, severity, message, details, observed_at, fired_at, "
+        "count(*) OVER () AS total FROM {} WHERE fired_at > %(start)s AND fired_at <= %(stop)s "
+        "ORDER BY fired_at DESC, alert_id DESC LIMIT %(n)s"
+    ).format(reader.table("alerts"))
+    params = {"start": stop - span, "stop": stop, "n": limit_rows(limit, "limit")}
+    columns, rows = reader.fetch(statement, params)
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    total = int(frame["total"].iloc[0]) if not frame.empty else 0
+    frame = frame.drop(columns="total")
+    for col in ("observed_at", "fired_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    frame["alert_id"] = frame["alert_id"].astype("int64")
+    frame.attrs.update(window_start=stop - span, window_end=stop, sources=["alerts"], total=total)
+    return frame
+
+
 QUERIES: dict[str, Callable[..., pd.DataFrame]] = {
     "kpis": kpis,
     "traffic": traffic,
@@ -806,5 +850,6 @@ QUERIES: dict[str, Callable[..., pd.DataFrame]] = {
     "recent_changes": recent_changes,
     "watchlist": watchlist,
     "pipeline_health": pipeline_health,
+    "open_alerts": open_alerts,
 }
 """Every query function by name (for ``wikipulse query`` and the benchmark)."""
