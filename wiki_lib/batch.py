@@ -40,6 +40,7 @@ from wiki_lib.stream.job import parse_delay
 from wiki_lib.stream.metrics import TABLES, MetricTable, deduplicate_static
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = ["BatchError", "BatchReport", "TableReconciliation", "recompute_day"]
@@ -101,6 +102,24 @@ class BatchReport:
         data = asdict(self)
         data["day"] = self.day.isoformat()
         return data
+
+    def table_frame(self) -> pd.DataFrame:
+        """One row per table: speed rows, batch rows, and rows removed, added, changed."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "table": t.table,
+                    "speed_rows": t.speed_rows,
+                    "batch_rows": t.batch_rows,
+                    "removed": t.only_speed,
+                    "added": t.only_batch,
+                    "changed": t.changed,
+                }
+                for t in self.tables.values()
+            ]
+        )
 
     def summary(self) -> str:
         """A few human lines: the day, the late events, each table that changed."""

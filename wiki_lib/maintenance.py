@@ -21,7 +21,7 @@ Writes run as the writer role, under the same advisory lock the batch layer take
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +60,14 @@ class MaintenanceReport:
     rolled: tuple[datetime, datetime] | None
     deleted: dict[str, int] = field(default_factory=dict)
     compaction: CompactionResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data: the rolled-up span (ISO), rows deleted per table, the compaction."""
+        return {
+            "rolled": [t.isoformat() for t in self.rolled] if self.rolled else None,
+            "deleted": dict(self.deleted),
+            "compaction": asdict(self.compaction) if self.compaction else None,
+        }
 
 
 def lock_serving(cur: Any, schema: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,7 +102,13 @@ def notebook_parameters(name: str, folder: Path = NOTEBOOKS_DIR) -> list[Paramet
     """The parameters a notebook declares, with types, defaults and help."""
     import papermill
 
-    found = papermill.inspect_notebook(str(_path(name, folder)))
+    quiet = logging.getLogger("papermill")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # inspecting logs every notebook it opens at INFO
+    try:
+        found = papermill.inspect_notebook(str(_path(name, folder)))
+    finally:
+        quiet.setLevel(level)
     return [
         Parameter(
             p["name"],

@@ -25,7 +25,7 @@ from wiki_lib.notebooks import (
 def _notebook(folder: Path, name: str, body: str) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(
-        'count: int = 3  # how many squares\n'
+        "count: int = 3  # how many squares\n"
         'label: str = "x"  # a name\n'
         "scale: float = 1.5  # factor"
     )

@@ -9,6 +9,6 @@ audit data quality.
 * :mod:`.quality` audits one day and fails when a threshold is crossed.
 """
 
-from wiki_lib.analysis import evaluate, history, quality, runs
+from wiki_lib.analysis import evaluate, history, plots, quality, runs
 
-__all__ = ["evaluate", "history", "quality", "runs"]
+__all__ = ["evaluate", "history", "plots", "quality", "runs"]

@@ -28,6 +28,7 @@ __all__ = [
     "hits_by",
     "load_events",
     "new_page_rate",
+    "parse_day",
     "saved_terms",
     "top_pages",
     "watchlist_hits",
@@ -53,14 +54,20 @@ HISTORY_COLUMNS = [
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
+def parse_day(text: str) -> date:
+    """A UTC day from ``YYYY-MM-DD``; "" (a notebook's default) is yesterday."""
+    if not text:
+        return (datetime.now(UTC) - timedelta(days=1)).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"dates must be YYYY-MM-DD, not {text!r}") from exc
+
+
 def date_range(first: str, last: str) -> tuple[datetime, datetime]:
     """``[first 00:00, last + 1 day 00:00)`` in UTC from two ISO dates ("" is yesterday)."""
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    try:
-        lo = date.fromisoformat(first) if first else yesterday
-        hi = date.fromisoformat(last) if last else max(lo, yesterday)
-    except ValueError as exc:
-        raise ConfigError(f"dates must be YYYY-MM-DD: {exc}") from exc
+    lo = parse_day(first)
+    hi = parse_day(last) if last else max(lo, parse_day(""))
     if hi < lo:
         raise ConfigError(f"the range ends ({hi}) before it starts ({lo})")
     start = datetime(lo.year, lo.month, lo.day, tzinfo=UTC)

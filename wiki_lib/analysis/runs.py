@@ -36,6 +36,7 @@ from wiki_lib.sources import DEFAULT_CORPUS
 from wiki_lib.stream.job import StreamJob
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql.streaming import StreamingQuery
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "load_run",
     "notebook_progress",
     "platform_settings",
+    "summary_frame",
 ]
 
 log = logging.getLogger(__name__)
@@ -515,3 +517,12 @@ def notebook_progress() -> Callable[[RunSample], None]:
             handle.update(text)
 
     return show
+
+
+def summary_frame(run: RunRecord) -> pd.DataFrame:
+    """The run's figures as a two-column table (figure, value), for display."""
+    import pandas as pd
+
+    return pd.DataFrame(list(run.summary().items()), columns=["figure", "value"]).astype(
+        {"value": str}
+    )

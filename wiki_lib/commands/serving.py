@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -52,7 +51,7 @@ def _maintain(args: argparse.Namespace, settings: Settings) -> int:
 
     report = maintain(settings, lake=not args.no_lake)
     if args.json:
-        print_json(asdict(report))
+        print_json(report.to_json())
         return 0
     if report.rolled:
         start, stop = report.rolled
