@@ -98,6 +98,26 @@ def test_evaluate_pipeline_reports_no_difference_from_the_oracle(
     assert evaluation["duplicates_dropped"] == launched["run"]["duplicates"]
 
 
+def test_evaluate_pipeline_on_the_live_platform(
+    serving: Settings, launched: dict[str, Any], reports: Path
+) -> None:
+    """run_id "" (what the hourly CronJob passes) evaluates the platform the settings name;
+    here the platform is the run's pipeline, so the figures must be the run's."""
+    stored = runs.load_run(serving, launched["run_id"])
+    target = stored.settings(serving)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings_env(target).items():
+            if key.startswith("WIKI__"):
+                patch.setenv(key, value)
+        run = run_notebook("evaluate_pipeline", {"run_id": ""}, reports_dir=reports)
+    evaluation = run.records["evaluation"]
+    assert evaluation["run_id"] is None and evaluation["oracle_differences"] is None
+    assert evaluation["throughput"]["rows_read"] == stored.rows_read
+    assert evaluation["latency_s"]["count"] == stored.rows_read
+    assert sum(evaluation["dead_letters"].values()) == stored.dead_letters
+    assert evaluation["max_kafka_lag"] is None
+
+
 def test_explore_history_counts_match_a_recount(
     launched: dict[str, Any], reports: Path, expected: list
 ) -> None:
