@@ -6,6 +6,10 @@
 #   k8s/deploy.sh            # everything
 #   k8s/deploy.sh --no-hub   # without JupyterHub (no helm needed)
 #
+# Alerts are POSTed to a Slack-compatible webhook only if WIKIPULSE_ALERTS_WEBHOOK_URL is set:
+# it is stored in the Secret alerts-webhook (key: url). Delete that Secret and restart
+# deployment/alerts to turn the webhook off.
+#
 # Needs minikube, kubectl and (for the hub) helm; kustomize comes from .ci/tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,16 +40,24 @@ for secret in postgres-admin postgres-writer postgres-reader hub-password; do
       --from-literal=password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
   fi
 done
+webhook_changed=0
+if [ -n "${WIKIPULSE_ALERTS_WEBHOOK_URL:-}" ]; then
+  applied=$(kubectl -n "$NAMESPACE" create secret generic alerts-webhook \
+    --from-literal=url="$WIKIPULSE_ALERTS_WEBHOOK_URL" --dry-run=client -o yaml | kubectl apply -f -)
+  case "$applied" in *unchanged) ;; *) webhook_changed=1 ;; esac
+fi
 
 # Jobs are immutable: a new image means a new Job, so finished ones are replaced.
 kubectl -n "$NAMESPACE" delete job kafka-topics db-init --ignore-not-found
 .tools/bin/kustomize build k8s/overlays/dev | kubectl apply -f -
+# the alerts pod reads the webhook URL when it starts
+[ "$webhook_changed" = 0 ] || kubectl -n "$NAMESPACE" rollout restart deployment/alerts
 
 echo "deploy: waiting for Kafka, PostgreSQL and the init Jobs"
 kubectl -n "$NAMESPACE" rollout status statefulset/kafka --timeout=10m
 kubectl -n "$NAMESPACE" rollout status statefulset/postgres --timeout=10m
 kubectl -n "$NAMESPACE" wait --for=condition=complete job/kafka-topics job/db-init --timeout=10m
-for deployment in producer stream-driver dashboard; do
+for deployment in producer stream-driver alerts dashboard; do
   kubectl -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=15m
 done
 
