@@ -24,9 +24,9 @@ setup: system install
 	$(BIN)/wikipulse setup
 	bash .ci/tools.sh
 
+# DEMO_ARGS: e.g. --source replay:PATH, --speed 10, --no-dashboard (see wikipulse up --help).
 demo: setup
-	$(BIN)/wikipulse stack up
-	$(BIN)/wikipulse stack status
+	$(BIN)/wikipulse up --lab $(DEMO_ARGS)
 
 lint: install
 	$(BIN)/ruff check wiki_lib tests
@@ -36,7 +36,7 @@ test: setup lint
 	$(BIN)/pytest -ra $(PYTEST_ARGS)
 
 down:
-	$(BIN)/wikipulse stack down
+	$(BIN)/wikipulse down
 
 clean: down
 	rm -rf $(VENV) streaming/jvm/lib .tools .venv-tools

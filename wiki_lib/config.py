@@ -180,6 +180,16 @@ class ServingSettings(_Section):
     )
 
 
+class LabSettings(_Section):
+    """JupyterLab as ``wikipulse up --lab`` starts it beside the dashboard."""
+
+    host: str = Field("127.0.0.1", description="interface JupyterLab listens on")
+    port: int = Field(8888, ge=1, le=65535, description="JupyterLab port")
+    token: SecretStr | None = Field(
+        None, description="JupyterLab login token (default: a random one, printed by `up`)"
+    )
+
+
 class DashboardSettings(_Section):
     """The live Voila dashboard (``wikipulse dashboard``) and its kernels."""
 
@@ -301,6 +311,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     serving: ServingSettings = ServingSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    lab: LabSettings = LabSettings()
     alerts: AlertSettings = AlertSettings()
 
     @property

@@ -129,7 +129,13 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
             )
             source = "sample"
     platform = Platform(settings)
-    started = platform.up(source, speed=args.speed, dashboard=not args.no_dashboard)
+    started = platform.up(
+        source,
+        speed=args.speed,
+        dashboard=not args.no_dashboard,
+        lab=args.lab,
+        alerts=not args.no_alerts,
+    )
     print(f"started: {', '.join(started) or 'nothing (already running)'}; source: {source}")
     for part in platform.parts():
         if part.url:
@@ -153,7 +159,9 @@ def _down(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``up``, ``down`` and ``status``."""
-    p = add_command(sub, "up", _up, "start the whole platform (stack, producer, stream, dashboard)")
+    p = add_command(
+        sub, "up", _up, "start the platform: stack, producer, stream job, alerts, dashboard (+ lab)"
+    )
     plain_flag(
         p,
         "up",
@@ -163,6 +171,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     plain_flag(p, "up", "--speed", "pacing of replay/synthetic sources", type=float, default=1.0)
     plain_flag(p, "up", "--no-dashboard", "do not start the Voila dashboard", action="store_true")
+    plain_flag(p, "up", "--lab", "also start JupyterLab (WIKI__LAB__PORT)", action="store_true")
+    plain_flag(p, "up", "--no-alerts", "do not start the alerting service", action="store_true")
     plain_flag(
         p,
         "up",

@@ -31,9 +31,15 @@ _INSTALL_HINT = (
 
 def find_postgres_bin(configured: Path | None = None) -> Path:
     """The folder with ``initdb`` and ``postgres``, or an error that says how to install them."""
-    candidates: list[Path] = []
     if configured:
-        candidates.append(configured)
+        # An explicit choice is never second-guessed by a search elsewhere.
+        if (configured / "initdb").is_file() and (configured / "postgres").is_file():
+            return configured
+        raise PrerequisiteError(
+            f"PostgreSQL server binaries (initdb, postgres) not found in {configured} "
+            "(WIKI__STACK__POSTGRES_BIN)"
+        )
+    candidates: list[Path] = []
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
