@@ -18,9 +18,9 @@ from wiki_lib.commands._common import add_command, plain_flag
 from wiki_lib.config import Settings
 from wiki_lib.stack import LocalStack
 
-__all__ = ["machine", "register", "to_markdown"]
+__all__ = ["machine", "plot_curve", "register", "to_markdown"]
 
-_SUITES = ("ingest", "stream", "latency", "limits", "query")
+_SUITES = ("ingest", "stream", "latency", "curve", "limits", "query")
 
 
 def machine() -> dict[str, Any]:
@@ -54,9 +54,45 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines = [f"# wikipulse benchmark, {report['at']}", "", "| machine | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["machine"].items()]
     for suite, figures in report["figures"].items():
+        if suite == "curve":
+            lines += ["", "## latency against input rate", ""]
+            lines += [
+                "| events/s | p50 s | p90 s | p99 s | max s | measured |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {p['rate_events_per_s']:g} | {p['p50_s']} | {p['p90_s']} | {p['p99_s']} "
+                f"| {p['max_s']} | {p['measured_events']} |"
+                for p in figures
+            ]
+            if report.get("curve_plot"):
+                lines += ["", f"![latency percentiles against input rate]({report['curve_plot']})"]
+            continue
         lines += ["", f"## {suite}", "", "| figure | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in figures.items()]
     return "\n".join(lines) + "\n"
+
+
+def plot_curve(points: list[dict[str, Any]], path: Path) -> Path:
+    """p50/p90/p99 end-to-end latency against input rate, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = [p["rate_events_per_s"] for p in points]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("p50_s", "p50"), ("p90_s", "p90"), ("p99_s", "p99")):
+        ax.plot(rates, [p[key] for p in points], marker="o", label=label)
+    ax.set_xlabel("input rate (events/s)")
+    ax.set_ylabel("end-to-end latency (s)")
+    ax.set_title("Kafka send to visible in PostgreSQL")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -89,6 +125,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    if report["figures"].get("curve"):
+        report["curve_plot"] = plot_curve(
+            report["figures"]["curve"], out / f"bench-{stamp}-latency.png"
+        ).name
     (out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
     markdown = to_markdown(report)
     (out / f"bench-{stamp}.md").write_text(markdown)
@@ -110,7 +150,7 @@ def _measure(settings: Settings, suites: tuple[str, ...], args: argparse.Namespa
         from wiki_lib.bench.query import query_latency
 
         figures["query"] = query_latency(settings, repeats=args.query_repeats)
-    if "stream" in suites or "latency" in suites:
+    if {"stream", "latency", "curve"} & set(suites):
         from wiki_lib.spark import session
 
         spark = session(settings, app_name="wikipulse-bench")
@@ -123,9 +163,24 @@ def _measure(settings: Settings, suites: tuple[str, ...], args: argparse.Namespa
                 figures["latency"] = stream_bench.latency(
                     settings, spark, rate=args.rate, seconds=args.seconds
                 )
+            if "curve" in suites:
+                figures["curve"] = [
+                    stream_bench.latency(settings, spark, rate=rate, seconds=args.seconds)
+                    for rate in args.rates
+                ]
         finally:
             spark.stop()
     return figures
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"rates are numbers like 50,150,350: {exc}") from exc
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError("rates must be positive")
+    return sorted(rates)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -160,6 +215,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     plain_flag(
         p, "bench", "--seconds", "measured seconds of the latency run", type=float, default=60.0
+    )
+    plain_flag(
+        p,
+        "bench",
+        "--rates",
+        "input rates of the latency curve (events/s, comma-separated)",
+        type=_rates,
+        default=_rates("50,150,350,700"),
     )
     plain_flag(
         p, "bench", "--query-repeats", "timed calls per query and lookback", type=int, default=20
