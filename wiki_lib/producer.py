@@ -43,7 +43,13 @@ from wiki_lib.kafka_admin import (
     ensure_ingest_topics,
     topic_max_message_bytes,
 )
-from wiki_lib.sources import DEFAULT_CORPUS, ReplaySource, SSESource, SyntheticSource
+from wiki_lib.sources import (
+    DEFAULT_CORPUS,
+    ReplaySource,
+    SSESource,
+    SyntheticSource,
+    expand_patterns,
+)
 from wiki_lib.sources.base import RawEvent, Source
 
 __all__ = [
@@ -56,6 +62,7 @@ __all__ = [
     "dead_letter_record",
     "decode_dead_letter",
     "ingest",
+    "resume_state",
     "source_from_spec",
 ]
 
@@ -633,6 +640,21 @@ def ingest(
         return producer.run(source, max_events=max_events, progress=progress)
 
 
+def resume_state(spec: str, settings: Settings) -> ResumeState | None:
+    """Where the position of a resumable source is kept: live has one file per stream URL,
+    a replay one per (topic, recordings), so replaying the same files into the same topic
+    again continues instead of sending everything twice. Other sources have none."""
+    kind, _, rest = spec.partition(":")
+    if kind == "live" and not rest:
+        return ResumeState(settings.producer_state_file, settings.producer.url)
+    if kind == "replay" and rest:
+        paths = ",".join(str(p.resolve()) for p in expand_patterns(rest.split(",")))
+        key = f"replay:{settings.kafka.topic_raw}:{paths}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return ResumeState(settings.producer_state_file.with_name(f"replay-{digest}.json"), key)
+    return None
+
+
 def source_from_spec(
     spec: str,
     settings: Settings,
@@ -643,27 +665,31 @@ def source_from_spec(
     seed: int | None = None,
     rate: float = 50.0,
     corpus: str | Path = DEFAULT_CORPUS,
+    resume: bool = True,
 ) -> Source:
     """The source a short spec names: ``live``, ``replay:GLOB[,GLOB...]`` or ``synth:N``.
 
     The CLI, ``wikipulse up`` and the notebooks all take a source as one string, so a run is
-    described the same way wherever it starts. ``live`` resumes from the saved position unless
-    ``since`` asks for a point in time.
+    described the same way wherever it starts. ``live`` and a non-looping replay continue
+    after the position :func:`resume_state` saved, unless ``resume`` is false (or ``since``
+    asks the live stream for a point in time).
     """
     kind, _, rest = spec.partition(":")
+    state = resume_state(spec, settings) if resume and not loop else None
+    position = state.load() if state is not None and not since else None
     if kind == "live" and not rest:
-        state = ResumeState(settings.producer_state_file, settings.producer.url)
-        last_event_id = None if since else state.load()
-        if last_event_id:
-            log.info("resuming %s from Last-Event-ID %s", settings.producer.url, last_event_id)
+        if position:
+            log.info("resuming %s from Last-Event-ID %s", settings.producer.url, position)
         return SSESource(
             settings.producer.url,
             user_agent=settings.producer.user_agent,
-            last_event_id=last_event_id,
+            last_event_id=position,
             since=since,
         )
     if kind == "replay" and rest:
-        return ReplaySource(rest.split(","), speed=speed, loop=loop)
+        if position:
+            log.info("resuming the replay after %s", position)
+        return ReplaySource(rest.split(","), speed=speed, loop=loop, start_after=position)
     if kind == "synth" and rest.isdigit():
         return SyntheticSource(int(rest), corpus=[str(corpus)], seed=seed, rate=rate, speed=speed)
     raise ConfigError(f"unknown source {spec!r}: use live, replay:GLOB[,GLOB...] or synth:N")

@@ -31,7 +31,7 @@ from wiki_lib import db
 from wiki_lib.config import Settings
 from wiki_lib.errors import ConfigError, TerminalError
 from wiki_lib.kafka_admin import end_offsets, ensure_ingest_topics
-from wiki_lib.producer import IngestProducer, IngestStats, ResumeState, source_from_spec
+from wiki_lib.producer import IngestProducer, IngestStats, resume_state, source_from_spec
 from wiki_lib.sources import DEFAULT_CORPUS
 from wiki_lib.stream.job import StreamJob
 
@@ -316,11 +316,7 @@ def launch(
     ensure_ingest_topics(run_settings)
     _write_run(settings, record)
     started = time.monotonic()
-    state = (
-        ResumeState(run_settings.producer_state_file, settings.producer.url)
-        if spec.source == "live"
-        else None
-    )
+    state = resume_state(spec.source, run_settings)
     source = source_from_spec(spec.source, run_settings, speed=spec.speed)
     producer = IngestProducer(run_settings, state=state, create_topics=False)
     monitor = _Monitor(settings, run_settings, run_id, producer, on_sample)

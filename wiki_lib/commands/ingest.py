@@ -13,7 +13,7 @@ from typing import Any
 
 from wiki_lib.commands._common import add_command, plain_flag, print_json, setting_flag
 from wiki_lib.config import Settings
-from wiki_lib.producer import EventFilter, IngestProducer, ResumeState, source_from_spec
+from wiki_lib.producer import EventFilter, IngestProducer, resume_state, source_from_spec
 from wiki_lib.sources import DEFAULT_CORPUS, Source
 
 __all__ = ["build_source", "register"]
@@ -39,6 +39,7 @@ def build_source(spec: str, args: argparse.Namespace, settings: Settings) -> Sou
         seed=args.seed,
         rate=args.rate,
         corpus=args.corpus,
+        resume=not args.from_start,
     )
 
 
@@ -54,7 +55,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         filters=filters,
         strict=args.strict,
-        state=ResumeState(settings.producer_state_file, settings.producer.url),
+        state=resume_state(args.source, settings),
         create_topics=not args.no_create_topics,
         log_interval_s=args.log_interval,
     )
@@ -110,7 +111,7 @@ def _register_produce(sub: argparse._SubParsersAction) -> None:
     setting_flag(p, "--replication-factor", "kafka.replication_factor", "replication", type=int)
     setting_flag(p, "--url", "producer.url", "EventStreams URL (live)")
     setting_flag(p, "--user-agent", "producer.user_agent", "User-Agent with a contact (live)")
-    setting_flag(p, "--state-file", "producer.state_file", "resume state file (live)")
+    setting_flag(p, "--state-file", "producer.state_file", "resume state (live; replays beside it)")
     setting_flag(p, "--linger-ms", "producer.linger_ms", "Kafka linger.ms", type=int)
     setting_flag(p, "--batch-size", "producer.batch_size", "Kafka batch.size", type=int)
     setting_flag(p, "--compression", "producer.compression", "Kafka compression (lz4, none...)")
@@ -120,6 +121,13 @@ def _register_produce(sub: argparse._SubParsersAction) -> None:
         p, cmd, "--speed", "pacing: 1 = original, 10 = 10x, 0 = unpaced", type=float, default=0.0
     )
     plain_flag(p, cmd, "--loop", "replay: start again at the end", action="store_true")
+    plain_flag(
+        p,
+        cmd,
+        "--from-start",
+        "replay: ignore the saved position and send every record again",
+        action="store_true",
+    )
     plain_flag(p, cmd, "--seed", "synth: random seed (default: random, logged)", type=int)
     plain_flag(p, cmd, "--rate", "synth: events per second of event time", type=float, default=50.0)
     plain_flag(p, cmd, "--corpus", "synth: recordings to resample", default=str(DEFAULT_CORPUS))

@@ -129,6 +129,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
             )
             source = "sample"
     platform = Platform(settings)
+    began = time.monotonic()
     started = platform.up(
         source,
         speed=args.speed,
@@ -136,7 +137,10 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         lab=args.lab,
         alerts=not args.no_alerts,
     )
-    print(f"started: {', '.join(started) or 'nothing (already running)'}; source: {source}")
+    print(
+        f"started: {', '.join(started) or 'nothing (already running)'}; source: {source}; "
+        f"ready in {time.monotonic() - began:.0f} s"
+    )
     for part in platform.parts():
         if part.url:
             print(f"{part.name}: {part.url}")

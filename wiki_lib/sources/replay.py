@@ -98,21 +98,30 @@ class ReplaySource(Source):
     name = "replay"
 
     def __init__(
-        self, patterns: Sequence[str | Path], *, speed: float = 0.0, loop: bool = False
+        self,
+        patterns: Sequence[str | Path],
+        *,
+        speed: float = 0.0,
+        loop: bool = False,
+        start_after: str | None = None,
     ) -> None:
+        """``start_after`` is the position of the last record already delivered (a resume)."""
         super().__init__()
         if speed < 0:
             raise TerminalSourceError(f"speed must be >= 0, not {speed}")
-        self.paths = expand_patterns(patterns)
+        # Absolute paths: record positions name them, and a resume must find them again.
+        self.paths = [p.resolve() for p in expand_patterns(patterns)]
         self.speed = speed
         self.loop = loop
+        self.start_after = start_after
+        self.resumable = not loop
         self._records: list[tuple[float, RawEvent]] | None = None
         self._closed = threading.Event()
 
     @property
     def total(self) -> int | None:
-        """The number of records, unless looping."""
-        return None if self.loop else len(self.records())
+        """The number of records still to replay, unless looping."""
+        return None if self.loop else len(self._remaining())
 
     def records(self) -> list[tuple[float, RawEvent]]:
         """``(event time, record)`` of every file, ordered by time (read on first use)."""
@@ -133,8 +142,21 @@ class ReplaySource(Source):
             self._records = filled
         return self._records
 
-    def __iter__(self) -> Iterator[RawEvent]:
+    def _remaining(self) -> list[tuple[float, RawEvent]]:
+        """The records after ``start_after`` (all of them without it)."""
         records = self.records()
+        if self.start_after is None:
+            return records
+        for index, (_, raw) in enumerate(records):
+            if raw.position == self.start_after:
+                return records[index + 1 :]
+        raise TerminalSourceError(
+            f"the saved position {self.start_after!r} is not in {len(self.paths)} recording(s); "
+            "they changed since: replay them from the start (produce --from-start)"
+        )
+
+    def __iter__(self) -> Iterator[RawEvent]:
+        records = self._remaining()
         if not records:
             return
         first, last = records[0][0], records[-1][0]

@@ -129,3 +129,25 @@ def small_file(tmp_path: Path) -> Path:
 def test_globs_and_directories_expand_once_each(tmp_path: Path) -> None:
     path = small_file(tmp_path)
     assert expand_patterns([tmp_path, str(tmp_path / "*.jsonl"), path]) == [path]
+
+
+def test_a_resumed_replay_continues_after_the_saved_position(small: Path) -> None:
+    everything = list(ReplaySource([small]))
+    assert ReplaySource([small]).resumable and not ReplaySource([small], loop=True).resumable
+    resumed = ReplaySource([small], start_after=everything[1].position)
+    assert resumed.total == 3
+    assert [r.position for r in resumed] == [r.position for r in everything[2:]]
+    assert list(ReplaySource([small], start_after=everything[-1].position)) == []
+
+
+def test_a_position_the_recordings_do_not_have_is_refused(small: Path) -> None:
+    with pytest.raises(TerminalSourceError, match="changed since"):
+        list(ReplaySource([small], start_after=f"{small}:99"))
+
+
+def test_relative_and_absolute_names_give_the_same_positions(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(small.parent)
+    relative = [r.position for r in ReplaySource([small.name])]
+    assert relative == [r.position for r in ReplaySource([small])]
