@@ -12,15 +12,7 @@ from psycopg2 import sql
 
 from wiki_lib import db
 from wiki_lib.config import Settings
-
-TABLE_KEYS = {
-    "traffic_minute": ("window_start",),
-    "wiki_minute": ("window_start", "wiki"),
-    "namespace_minute": ("window_start", "namespace"),
-    "page_minute": ("window_start", "wiki", "title"),
-    "user_minute": ("window_start", "user"),
-    "recent_changes": ("event_id",),
-}
+from wiki_lib.testing.oracle import TABLE_KEYS
 
 
 @dataclass(frozen=True)

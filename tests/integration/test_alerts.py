@@ -7,15 +7,14 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from psycopg2 import sql
+from support import read_topic
 
 from wiki_lib import db, query
 from wiki_lib.alerts import LAG, VELOCITY, WATCHLIST, AlertService
@@ -123,31 +122,12 @@ def _stored(settings: Settings) -> list[dict[str, Any]]:
     return frame.sort_values("alert_id").to_dict("records")
 
 
-def _topic(settings: Settings, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+def _topic(settings: Settings) -> list[dict[str, Any]]:
     """Every record of the alerts topic: its JSON value plus ``record_key``."""
-    topic = settings.alerts.topic
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap.split(","), enable_auto_commit=False
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic)
-        assert partitions, f"topic {topic} not found"
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        records = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"reading {topic} timed out"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend({**json.loads(r.value), "record_key": r.key.decode()} for r in batch)
-        return records
-    finally:
-        consumer.close()
+    return [
+        {**json.loads(r.value), "record_key": r.key.decode()}
+        for r in read_topic(settings.kafka.bootstrap, settings.alerts.topic, timeout_s=30)
+    ]
 
 
 def test_a_burst_fires_one_alert_to_table_topic_and_webhook(

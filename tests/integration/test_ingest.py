@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from support import read_topic
 
 from wiki_lib.config import Settings
 from wiki_lib.errors import ConfigError, ValidationError
@@ -39,35 +39,6 @@ def ingest_settings(settings: Settings, unique: Callable[[str], str], tmp_path: 
         kafka={"topic_raw": unique("raw"), "topic_dlq": unique("dlq"), "partitions": 3},
         producer={"state_file": str(tmp_path / "state.json"), "linger_ms": 5},
     )
-
-
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 60) -> list[ConsumerRecord]:
-    """Every record of ``topic`` up to its current end."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","),
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic)
-        assert partitions, f"topic {topic} not found"
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        records: list[ConsumerRecord] = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"reading {topic} timed out"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def event_ids(records: list[ConsumerRecord]) -> Counter[str]:

@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support import make_state_dir, stack_settings
+from support import make_state_dir, read_topic, stack_settings
 
 from wiki_lib.analysis.evaluate import read_contract_table
 from wiki_lib.config import Settings
-from wiki_lib.kafka_admin import end_offsets
 from wiki_lib.lake import read_events
 from wiki_lib.stack import LocalStack
 from wiki_lib.stack._proc import pid_alive
@@ -78,28 +77,11 @@ def _wait(env: dict[str, str], done: Callable[[dict], bool], what: str, timeout:
     raise AssertionError(f"{what} within {timeout:.0f}s: {report.get('pipeline')}")
 
 
-def _topic_values(settings: Settings) -> list[bytes]:
-    """Every record of the raw topic, from the beginning."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    ends = end_offsets(settings.kafka.bootstrap, settings.kafka.topic_raw)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
-    try:
-        parts = [TopicPartition(settings.kafka.topic_raw, p) for p in ends]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        values: list[bytes] = []
-        while any(consumer.position(tp) < ends[tp.partition] for tp in parts):
-            for records in consumer.poll(timeout_ms=2000).values():
-                values += [r.value for r in records]
-        return values
-    finally:
-        consumer.close()
-
-
 def _differences(settings: Settings) -> dict[str, int]:
     """Rows on which PostgreSQL and the oracle over the whole raw topic disagree, per table."""
-    want = compute_tables(_topic_values(settings))
+    want = compute_tables(
+        [r.value for r in read_topic(settings.kafka.bootstrap, settings.kafka.topic_raw)]
+    )
     out = {}
     for table in TABLE_KEYS:
         got = read_contract_table(settings, table)
@@ -246,7 +228,7 @@ def test_a_replay_stopped_midway_resumes_and_counts_every_event_once(data_dir: P
             300,
         )
         settings = LocalStack(stack_settings(state)).settings
-        values = _topic_values(settings)
+        values = [r.value for r in read_topic(settings.kafka.bootstrap, settings.kafka.topic_raw)]
         lines = load_events([recording])
         assert len(values) == len(lines), "the second run resent nothing and missed nothing"
         assert _differences(settings) == {}
