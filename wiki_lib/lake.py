@@ -113,8 +113,8 @@ def readable_files(
 ) -> list[Path]:
     """The committed files a reader may read, optionally only partitions meeting [start, end).
 
-    Unlike :func:`wiki_lib.sinks.lake.committed_files` this honours compactions, so a file and
-    the compacted file that replaced it are never both returned.
+    Compactions are honoured: a file and the compacted file that replaced it are never both
+    returned.
     """
     base = _root(where) / dataset
     lo = _aware(start) if start is not None else None

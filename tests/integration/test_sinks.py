@@ -13,8 +13,9 @@ from psycopg2 import sql
 
 from wiki_lib import db
 from wiki_lib.config import Settings
+from wiki_lib.lake import readable_files
 from wiki_lib.sinks.base import Batch, BatchStats, ListSink, Sink
-from wiki_lib.sinks.lake import LakeSink, committed_files
+from wiki_lib.sinks.lake import LakeSink
 from wiki_lib.sinks.postgres import PostgresSink
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ def _pg_events(sink: PostgresSink) -> int:
 
 
 def _lake_events(sink: LakeSink) -> int:
-    return sum(pq.read_table(p).num_rows for p in committed_files(sink.root, sink.dataset))
+    return sum(pq.read_table(p).num_rows for p in readable_files(sink.root, sink.dataset))
 
 
 def _list_events(sink: ListSink) -> int:

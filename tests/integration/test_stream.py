@@ -13,7 +13,7 @@ from streamtools import CorpusTopic, job_settings, progress_rows, table_differen
 
 from wiki_lib import db
 from wiki_lib.config import Settings
-from wiki_lib.sinks.lake import committed_files
+from wiki_lib.lake import readable_files
 from wiki_lib.stream.job import StreamJob
 from wiki_lib.testing.oracle import deduplicated_events, load_events
 
@@ -81,7 +81,7 @@ def test_lake_holds_each_event_once_in_hour_partitions(
     replayed: tuple[Settings, str, Path], data_dir: Path
 ) -> None:
     settings, _, _ = replayed
-    files = committed_files(settings.lake_path)
+    files = readable_files(settings.lake_path)
     assert files
     ids: Counter[str] = Counter()
     for path in files:

@@ -19,7 +19,7 @@ from streamtools import CorpusTopic, job_settings, progress_rows, table_differen
 from wiki_lib import db
 from wiki_lib.config import Settings
 from wiki_lib.kafka_admin import ensure_topics, ingest_topic_specs
-from wiki_lib.sinks.lake import committed_files
+from wiki_lib.lake import readable_files
 from wiki_lib.stream.job import StreamJob
 
 pytestmark = pytest.mark.integration
@@ -93,7 +93,7 @@ def test_kill9_at_three_points_then_exact(corpus: CorpusTopic, tmp_path: Path) -
     assert len(rows) > 10
     lake_ids = [
         event_id
-        for path in committed_files(settings.lake_path)
+        for path in readable_files(settings.lake_path)
         for event_id in pq.read_table(path, columns=["event_id"]).column("event_id").to_pylist()
     ]
     assert sorted(lake_ids) == sorted(key[0] for key in corpus.oracle["recent_changes"])
@@ -158,7 +158,7 @@ def test_late_events_reach_lake_not_speed_tables(
     assert late == 1
     assert watermark.isoformat() == "2024-05-01T10:08:00+00:00"
     lake = {}
-    for path in committed_files(job_cfg.lake_path):
+    for path in readable_files(job_cfg.lake_path):
         table = pq.read_table(path, columns=["event_id", "is_late"])
         lake.update(
             zip(

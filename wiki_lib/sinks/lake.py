@@ -23,25 +23,13 @@ import pyarrow.parquet as pq
 from wiki_lib.errors import SinkError
 from wiki_lib.sinks.base import Batch, Sink
 
-__all__ = ["LakeSink", "committed_files"]
+__all__ = ["LakeSink"]
 
 _PARTITIONS = ("event_date", "event_hour")
 
 
 def _manifest_dir(root: Path, dataset: str, query_name: str) -> Path:
     return root / dataset / "_commits" / query_name
-
-
-def committed_files(root: Path, dataset: str = "raw") -> list[Path]:
-    """Every data file that a committed batch wrote, in batch order (what readers may read)."""
-    commits = root / dataset / "_commits"
-    files: list[Path] = []
-    if not commits.exists():
-        return files
-    for manifest in sorted(commits.glob("*/*.json")):
-        entry = json.loads(manifest.read_text())
-        files += [root / dataset / rel for rel in entry["files"]]
-    return files
 
 
 class LakeSink(Sink):
