@@ -280,7 +280,7 @@ class LiveDashboard:
         )
         root = widgets.VBox(
             [
-                widgets.HTML(markup.stylesheet()),
+                widgets.HTML(markup.stylesheet() + markup.bars_sweeper()),
                 header,
                 self.controls.widget,
                 self.banner,
@@ -456,7 +456,8 @@ class PanelView:
             self._show,
         )
         self.ticker = Ticker(view.interval_s, lambda: self.loop.request(self.view))
-        self.widget = widgets.VBox([self.banner, panel.widget, self.ticker.widget])
+        sweeper = widgets.HTML(markup.bars_sweeper(), layout=widgets.Layout(display="none"))
+        self.widget = widgets.VBox([sweeper, self.banner, panel.widget, self.ticker.widget])
         self.widget.add_class("wp-panel-view")
         self.ticker.start()
 

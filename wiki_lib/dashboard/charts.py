@@ -4,9 +4,10 @@ Each builder creates its figure, scales, axes and marks once; ``update`` only as
 data to the existing marks inside ``hold_sync``, so the browser receives one message per
 mark and redraws without re-creating anything (no flicker, no leaked views). Data equal to
 what a chart already shows is not sent at all: bqplot 0.13's ``Bars`` view leaves an empty
-``<g>`` in the page at every redraw (it removes its zero line but not the line's group), so
-needless redraws would cost page memory. (Replacing the mark now and then does not help: the
-page keeps the old mark views alive.) They know nothing about the database: give them arrays
+``<g>`` in the page at every redraw (it removes its zero line but not the line's group), which
+the dashboard's page sweeps away (:func:`~wiki_lib.dashboard.markup.bars_sweeper`); fewer
+redraws still cost the page less. (Replacing the mark now and then does not help: the page
+keeps the old mark views alive.) They know nothing about the database: give them arrays
 or a DataFrame, e.g. in any notebook::
 
     chart = TimeSeriesChart("Events per second", {"events_per_second": "all events"})

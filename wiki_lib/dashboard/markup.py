@@ -21,6 +21,7 @@ __all__ = [
     "NAMESPACES",
     "ago",
     "banner",
+    "bars_sweeper",
     "duration",
     "escape",
     "event_list",
@@ -239,3 +240,30 @@ def stylesheet() -> str:
     """The dashboard's CSS as a ``<style>`` element."""
     css = resources.files("wiki_lib.dashboard").joinpath("dashboard.css").read_text()
     return f"<style>{css}</style>"
+
+
+_SWEEP_JS = """if (!window.wpBarsSweeper) {
+  window.wpBarsSweeper = setInterval(function () {
+    if (!document.querySelector('.wp-chart')) {
+      clearInterval(window.wpBarsSweeper);
+      window.wpBarsSweeper = null;
+      return;
+    }
+    document.querySelectorAll('.wp-chart g:has(> g.bargroup) > g:not([class]):empty')
+      .forEach(function (g) { g.remove(); });
+  }, %d);
+}"""
+
+
+def bars_sweeper(every_ms: int = 10_000) -> str:
+    """A hidden element whose handler removes, every ``every_ms``, the empty ``<g>`` bqplot's
+    ``Bars`` view leaves behind at each redraw, once per page.
+
+    bqplot 0.13's ``Bars.draw`` removes its zero line and appends a new one in a new group,
+    but never removes the old line's group: a live leaderboard gains one empty ``<g>`` per
+    bar chart whenever its data changes, for as long as the page is open. Nothing else refers
+    to those groups (only the ``.zeroLine`` in the newest one is used), so the sweep is safe;
+    ipywidgets' ``HTML`` runs no ``<script>``, hence the ``onerror`` of an empty image.
+    """
+    script = html.escape(" ".join(_SWEEP_JS.split()) % every_ms, quote=True)
+    return f'<img class="wp-sweeper" src="data:," alt="" hidden onerror="{script}">'

@@ -96,3 +96,14 @@ def test_durations_read_naturally() -> None:
     assert markup.ago(None, now) == "never"
     assert markup.duration(71_534_978) == "828 days"
     assert markup.banner("warn", []) == ""
+
+
+def test_bars_sweeper_is_one_hidden_element_with_its_script_in_one_attribute() -> None:
+    fragment = markup.bars_sweeper(every_ms=2500)
+    assert fragment.startswith('<img class="wp-sweeper" ') and " hidden " in fragment
+    handler = fragment.split(' onerror="', 1)[1]
+    assert handler.endswith('">') and handler.count('"') == 1  # nothing ends the attribute early
+    script = handler[:-2]
+    assert "<" not in script and "'" not in script  # quotes and selectors are escaped
+    assert "2500" in script and "window.wpBarsSweeper" in script
+    assert "g:has(&gt; g.bargroup) &gt; g:not([class]):empty" in script
