@@ -4,20 +4,16 @@ cut, Chromium, and waits on the DOM markers the dashboard renders."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from wiki_lib.bench.dashboard import serve_dashboard
 from wiki_lib.config import REPO_ROOT, Settings
-from wiki_lib.dashboard.serve import kernel_env
-from wiki_lib.stack._proc import free_port, port_open
+from wiki_lib.stack._proc import free_port
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
 CHROMIUM = "/usr/bin/chromium"
@@ -117,32 +113,9 @@ class TcpRelay:
 @contextlib.contextmanager
 def voila_server(settings: Settings, name: str, **dashboard: Any) -> Iterator[tuple[str, int]]:
     """``wikipulse dashboard`` on a free port for ``settings``; yields (url, pid)."""
-    port = free_port()
-    served = settings.with_overrides(dashboard={"port": port, "refresh_s": 2, **dashboard})
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log_path = ARTIFACTS / f"voila-{name}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "wiki_lib.cli", "dashboard"],
-            env=kernel_env(served),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while not port_open(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"Voila did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}/", proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    with serve_dashboard(settings, ARTIFACTS / f"voila-{name}.log", **dashboard) as served:
+        yield served
 
 
 def kernel_pids(voila_pid: int) -> list[int]:

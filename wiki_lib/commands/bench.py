@@ -21,6 +21,8 @@ from wiki_lib.stack import LocalStack
 __all__ = ["machine", "plot_curve", "register", "to_markdown"]
 
 _SUITES = ("ingest", "stream", "latency", "curve", "limits", "query")
+_ON_DEMAND = ("dashboard",)
+"""Suites ``all`` leaves out: the dashboard one needs Playwright and runs for half an hour."""
 
 
 def machine() -> dict[str, Any]:
@@ -170,6 +172,12 @@ def _measure(settings: Settings, suites: tuple[str, ...], args: argparse.Namespa
                 ]
         finally:
             spark.stop()
+    if "dashboard" in suites:
+        from wiki_lib.bench.dashboard import dashboard_bench
+
+        figures["dashboard"] = dashboard_bench(
+            settings, out=Path(args.out), minutes=args.dashboard_minutes, rate=args.dashboard_rate
+        )
     return figures
 
 
@@ -189,9 +197,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "suite",
         nargs="?",
-        choices=(*_SUITES, "all"),
+        choices=(*_SUITES, *_ON_DEMAND, "all"),
         default="all",
-        help="which benchmark to run (default: all)",
+        help="which benchmark to run (default: all, which leaves out dashboard)",
     )
     plain_flag(
         p,
@@ -226,6 +234,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     plain_flag(
         p, "bench", "--query-repeats", "timed calls per query and lookback", type=int, default=20
+    )
+    plain_flag(
+        p,
+        "bench",
+        "--dashboard-minutes",
+        "minutes of 2 s refreshes the dashboard memory run lasts",
+        type=float,
+        default=30.0,
+    )
+    plain_flag(
+        p,
+        "bench",
+        "--dashboard-rate",
+        "events/s of the 3 hours loaded for the dashboard run (10x live)",
+        type=float,
+        default=500.0,
     )
     plain_flag(
         p, "bench", "--out", "folder for the JSON and Markdown reports", default="reports/bench"
