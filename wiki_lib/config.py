@@ -23,6 +23,7 @@ __all__ = [
     "DashboardSettings",
     "JvmSettings",
     "KafkaSettings",
+    "LabSettings",
     "LakeSettings",
     "PostgresSettings",
     "ProducerSettings",
@@ -33,6 +34,7 @@ __all__ = [
     "StackSettings",
     "StreamSettings",
     "load_settings",
+    "settings_env",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -344,3 +346,22 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment (``WIKI__...``); keyword sections win."""
     return Settings(**overrides)
+
+
+def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) plus the effective settings as
+    ``WIKI__SECTION__FIELD``: what a child process (a pipeline part, a Voila kernel, a
+    notebook kernel) needs to read exactly these settings."""
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if not k.startswith("WIKI__")
+    }
+    for section, values in settings.model_dump().items():
+        for field, value in values.items():
+            if value is None:
+                continue
+            if hasattr(value, "get_secret_value"):
+                value = value.get_secret_value()
+            env[f"WIKI__{section.upper()}__{field.upper()}"] = str(value)
+    return env

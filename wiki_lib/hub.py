@@ -26,8 +26,7 @@ from typing import Any
 
 import yaml
 
-from wiki_lib.config import REPO_ROOT, Settings
-from wiki_lib.dashboard.serve import kernel_env
+from wiki_lib.config import REPO_ROOT, Settings, settings_env
 from wiki_lib.errors import ConfigError, PrerequisiteError
 from wiki_lib.stack._proc import free_port
 
@@ -169,6 +168,6 @@ def hub_options(settings: Settings, **overrides: Any) -> HubOptions:
         state_dir=settings.stack.state_dir,
         hub_port=free_port(),
         proxy_api_port=free_port(),
-        environment=user_environment(kernel_env(settings, base={})),
+        environment=user_environment(settings_env(settings, base={})),
         **overrides,
     )

@@ -19,13 +19,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from wiki_lib.config import REPO_ROOT, Settings
+from wiki_lib.config import REPO_ROOT, Settings, settings_env
 from wiki_lib.errors import StackError
 from wiki_lib.sources.replay import SAMPLE_CAPTURE
 from wiki_lib.stack import LocalStack
 from wiki_lib.stack._proc import pid_alive, port_open, spawn, stop_pid, wait_until
 
-__all__ = ["PART_ORDER", "Part", "Platform", "live_stream_reachable", "settings_env"]
+__all__ = ["PART_ORDER", "Part", "Platform", "live_stream_reachable"]
 
 PART_ORDER = ("producer", "stream", "alerts", "dashboard", "lab")
 """Start order is stream, producer, alerts, dashboard, lab; ``down`` stops in this order."""
@@ -220,16 +220,3 @@ def _produce_args(source: str, speed: float) -> list[str]:
     if source.startswith(("replay:", "synth:")):
         args += ["--speed", str(speed)]
     return args
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """This environment with the effective settings as WIKI__ variables (for child processes)."""
-    env: dict[str, str] = {}
-    for section, values in settings.model_dump().items():
-        for field, value in values.items():
-            if value is None:
-                continue
-            if hasattr(value, "get_secret_value"):
-                value = value.get_secret_value()
-            env[f"WIKI__{section.upper()}__{field.upper()}"] = str(value)
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("WIKI__")}, **env}

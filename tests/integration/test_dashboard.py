@@ -36,8 +36,7 @@ from dashtools import (
 from streamtools import CorpusTopic, job_settings
 
 from wiki_lib import db, query
-from wiki_lib.config import Settings
-from wiki_lib.dashboard.serve import kernel_env
+from wiki_lib.config import Settings, settings_env
 from wiki_lib.stream.job import StreamJob
 
 pytestmark = pytest.mark.integration
@@ -404,7 +403,7 @@ def test_the_notebook_executes_headless(
 ) -> None:
     import papermill
 
-    for key, value in kernel_env(loaded, {}).items():
+    for key, value in settings_env(loaded, {}).items():
         monkeypatch.setenv(key, value)
     out = tmp_path / "live.ipynb"
     papermill.execute_notebook(

@@ -25,8 +25,7 @@ from dashtools import (
     wait_for,
 )
 
-from wiki_lib.config import Settings
-from wiki_lib.dashboard.serve import kernel_env
+from wiki_lib.config import Settings, settings_env
 from wiki_lib.stack._proc import free_port, port_open
 
 pytestmark = pytest.mark.integration
@@ -70,7 +69,7 @@ def lab(settings: Settings, pg_schema: str, tmp_path: Path) -> Iterator[tuple[st
                 "--ServerApp.password=",
                 f"--ServerApp.root_dir={tmp_path}",
             ],
-            env=kernel_env(served),
+            env=settings_env(served),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -137,7 +136,7 @@ def spark_driver(lab: tuple[str, Settings]) -> Iterator[int]:
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
-        env=kernel_env(served),
+        env=settings_env(served),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

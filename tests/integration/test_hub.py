@@ -25,8 +25,7 @@ import requests
 import websocket
 
 from wiki_lib import db
-from wiki_lib.config import Settings
-from wiki_lib.dashboard.serve import kernel_env
+from wiki_lib.config import Settings, settings_env
 from wiki_lib.hub import PASSWORD_ENV
 from wiki_lib.stack._proc import free_port
 
@@ -73,7 +72,7 @@ def hub(settings: Settings, pg_schema: str, tmp_path: Path) -> Iterator[Hub]:
     password = uuid.uuid4().hex
     port = free_port()
     log = tmp_path / "hub.log"
-    env = {**kernel_env(hub_settings), PASSWORD_ENV: password}
+    env = {**settings_env(hub_settings), PASSWORD_ENV: password}
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "wiki_lib.cli", "hub", "--port", str(port)],

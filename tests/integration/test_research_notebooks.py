@@ -17,10 +17,9 @@ import pytest
 
 from wiki_lib import db
 from wiki_lib.analysis import runs
-from wiki_lib.config import Settings
+from wiki_lib.config import Settings, settings_env
 from wiki_lib.dashboard.watchlist import save_terms
 from wiki_lib.notebooks import NotebookFailed, read_records, run_notebook
-from wiki_lib.services import settings_env
 from wiki_lib.testing.oracle import deduplicated_events, load_events
 
 FIRST, LAST = "2021-08-27", "2024-08-22"

@@ -12,15 +12,15 @@ import os
 import sys
 
 from wiki_lib.commands._common import add_command, plain_flag, print_json, setting_flag
-from wiki_lib.config import Settings
-from wiki_lib.dashboard.serve import kernel_env, normalise_base_url, voila_argv
+from wiki_lib.config import Settings, settings_env
+from wiki_lib.dashboard.serve import normalise_base_url, voila_argv
 
 __all__ = ["register"]
 
 
 def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
     argv = voila_argv(settings)
-    env = kernel_env(settings)
+    env = settings_env(settings)
     if args.dry_run:
         print_json({"argv": argv, "url": _url(settings)})
         return 0

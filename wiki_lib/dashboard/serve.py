@@ -7,14 +7,13 @@ jupyter-server-proxy entry in JupyterLab and the tests. Voila runs from this int
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from wiki_lib.config import Settings
 from wiki_lib.errors import ConfigError
 
-__all__ = ["FRONTEND_EXTENSIONS", "kernel_env", "normalise_base_url", "voila_argv"]
+__all__ = ["FRONTEND_EXTENSIONS", "normalise_base_url", "voila_argv"]
 
 FRONTEND_EXTENSIONS = (
     "@jupyter-widgets/jupyterlab-manager",
@@ -70,21 +69,3 @@ def voila_argv(settings: Settings, *, notebook: Path | None = None) -> list[str]
     if dash.preheat_kernels:
         argv += ["--preheat_kernel=True", f"--pool_size={dash.preheat_kernels}"]
     return argv
-
-
-def kernel_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default: this process's environment) plus the effective settings as
-    ``WIKI__SECTION__FIELD``, so every kernel Voila starts reads exactly these settings."""
-    env = {
-        k: v
-        for k, v in (os.environ if base is None else base).items()
-        if not k.startswith("WIKI__")
-    }
-    for section, values in settings.model_dump().items():
-        for field, value in values.items():
-            if value is None:
-                continue
-            if hasattr(value, "get_secret_value"):
-                value = value.get_secret_value()
-            env[f"WIKI__{section.upper()}__{field.upper()}"] = str(value)
-    return env

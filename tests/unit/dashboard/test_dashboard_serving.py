@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from wiki_lib.config import load_settings
+from wiki_lib.config import load_settings, settings_env
 from wiki_lib.dashboard import proxy
-from wiki_lib.dashboard.serve import kernel_env, normalise_base_url, voila_argv
+from wiki_lib.dashboard.serve import normalise_base_url, voila_argv
 from wiki_lib.errors import ConfigError
 
 
@@ -46,7 +46,7 @@ def test_base_urls_get_both_slashes() -> None:
 
 def test_kernels_get_the_effective_settings() -> None:
     settings = load_settings(postgres={"port": 6000, "schema_name": "s1"})
-    env = kernel_env(settings, {"PATH": "/bin", "WIKI__POSTGRES__PORT": "1"})
+    env = settings_env(settings, {"PATH": "/bin", "WIKI__POSTGRES__PORT": "1"})
     assert env["PATH"] == "/bin"
     assert env["WIKI__POSTGRES__PORT"] == "6000"
     assert env["WIKI__POSTGRES__SCHEMA_NAME"] == "s1"
