@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wiki_lib.bench.dashboard import serve_dashboard
+from wiki_lib.bench.dashboard import CHART_SELECTORS, serve_dashboard
 from wiki_lib.config import REPO_ROOT, Settings
 from wiki_lib.stack._proc import free_port
 
@@ -31,21 +31,7 @@ FIRST_PAINT_S = 180.0
 ROUND_S = 60.0
 """Bound on one refresh after a control changed."""
 
-SELECTORS = {
-    "rate": ".wp-chart-rate .svg-figure g.curve path.line",
-    "bytes": ".wp-chart-bytes .svg-figure g.curve path.line",
-    "actions": ".wp-chart-actions .svg-figure rect.bar",
-    "wikis": ".wp-chart-wikis .svg-figure rect.bar",
-    "languages": ".wp-chart-languages .svg-figure rect.bar",
-    "projects": ".wp-chart-projects .svg-figure rect.bar",
-    "users": ".wp-chart-users .svg-figure rect.bar",
-    "namespaces": ".wp-chart-namespaces .svg-figure rect.bar",
-    "peruser": ".wp-chart-peruser .svg-figure rect.bar",
-    "minor": ".wp-chart-minor .svg-figure path.slice",
-    "adddel": ".wp-chart-adddel .svg-figure path.slice",
-    "scatter": ".wp-chart-scatter .svg-figure path.dot",
-    "pages": ".wp-pages .wp-page-row",
-}
+SELECTORS = CHART_SELECTORS
 """One selector per chart, matching one element per mark (line, bar, slice, dot, row)."""
 
 
