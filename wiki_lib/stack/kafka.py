@@ -74,6 +74,18 @@ class KafkaNode:
         )
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: URL-safe base64 of a random UUID, never starting with '-'.
+
+    Kafka's own generator skips such ids too: ``kafka-storage format -t -abc`` would read the
+    id as an option and fail.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 @dataclass
 class KafkaCluster:
     """N KRaft nodes under ``root``; ports fixed by settings or picked free on first start."""
@@ -91,9 +103,7 @@ class KafkaCluster:
     def plan(self, n_brokers: int) -> None:
         """Choose ports and directories for ``n_brokers`` nodes (first start only)."""
         stack = self.settings.stack
-        self.cluster_id = self.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode(
-            "ascii"
-        ).rstrip("=")
+        self.cluster_id = self.cluster_id or new_cluster_id()
         self.nodes = []
         for i in range(n_brokers):
             node_id = i + 1
