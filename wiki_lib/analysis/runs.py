@@ -353,6 +353,7 @@ def launch(
         _drain(query, monitor, spec.drain_timeout_s, sample_interval_s, batch_mode)
         monitor.sample()
         stats = produced[0]
+        _await_listener(run_settings, spec.drain_timeout_s)
         totals = _progress_totals(run_settings)
         record = RunRecord(
             **{
@@ -414,6 +415,31 @@ def _drain(
                 return
             time.sleep(interval_s)
     raise RunFailed(f"the stream job did not catch up within {timeout_s:.0f}s")
+
+
+def _await_listener(settings: Settings, timeout_s: float) -> None:
+    """Wait until Spark's progress listener has filled in every batch of the run.
+
+    Input rows and dropped duplicates reach ``pipeline_progress`` from Spark's listener bus,
+    after the batch itself committed; totals read before that would under-count them.
+    """
+    query = sql.SQL(
+        "SELECT array_agg(batch_id ORDER BY batch_id) FROM {} "
+        "WHERE query_name = %s AND rows_input IS NULL"
+    ).format(sql.Identifier(settings.postgres.schema_name, "pipeline_progress"))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with db.transaction(settings.postgres, "reader") as conn, conn.cursor() as cur:
+            cur.execute(query, (settings.stream.query_name,))
+            (pending,) = cur.fetchone()
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise RunFailed(
+                f"Spark reported no progress for batches {pending} of "
+                f"{settings.stream.query_name} within {timeout_s:.0f}s"
+            )
+        time.sleep(0.2)
 
 
 def _progress_totals(settings: Settings) -> dict[str, int]:
