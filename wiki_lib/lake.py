@@ -36,6 +36,7 @@ __all__ = [
     "RAW",
     "CompactionResult",
     "Partition",
+    "batch_files",
     "compact",
     "read_daily",
     "read_events",
@@ -102,6 +103,24 @@ def _committed(base: Path) -> list[str]:
         files += entry["files"]
         replaced.update(entry.get("replaces", ()))
     return [f for f in dict.fromkeys(files) if f not in replaced]
+
+
+def batch_files(
+    where: Settings | Path, query_name: str, dataset: str = RAW
+) -> dict[int, list[Path]]:
+    """The files each committed micro-batch of ``query_name`` wrote, by batch id.
+
+    Links an event to the batch (and so the commit) that made it visible. Files a compaction
+    has merged since belong to no batch any more and are left out.
+    """
+    base = _root(where) / dataset
+    commits = base / "_commits" / query_name
+    found: dict[int, list[Path]] = {}
+    for manifest in sorted(commits.glob("*.json")):
+        entry = json.loads(manifest.read_text())
+        paths = [base / rel for rel in entry["files"]]
+        found[int(entry["batch_id"])] = [p for p in paths if p.exists()]
+    return found
 
 
 def readable_files(

@@ -24,7 +24,7 @@ from wiki_lib.analysis.runs import RunRecord, load_run
 from wiki_lib.config import Settings
 from wiki_lib.errors import SinkError
 from wiki_lib.kafka_admin import end_offsets
-from wiki_lib.lake import readable_files
+from wiki_lib.lake import batch_files, readable_files
 from wiki_lib.producer import decode_dead_letter
 from wiki_lib.sources import expand_patterns
 from wiki_lib.testing import oracle
@@ -106,18 +106,14 @@ def latencies(settings: Settings) -> pd.Series:
     if progress.empty:
         return pd.Series(dtype=float, name="latency_s")
     committed = dict(zip(progress["batch_id"], progress["committed_at"], strict=True))
-    commits = settings.lake_path / "raw" / "_commits" / settings.stream.query_name
     parts = []
-    for manifest in sorted(commits.glob("*.json")):
-        entry = json.loads(manifest.read_text())
-        at = committed.get(entry["batch_id"])
+    for batch_id, paths in batch_files(settings, settings.stream.query_name).items():
+        at = committed.get(batch_id)
         if at is None:
             continue
-        for rel in entry["files"]:
-            path = settings.lake_path / "raw" / rel
-            if path.exists():
-                stamps = pq.read_table(path, columns=["kafka_timestamp"]).column(0).to_pandas()
-                parts.append((at - pd.to_datetime(stamps, utc=True)).dt.total_seconds())
+        for path in paths:
+            stamps = pq.read_table(path, columns=["kafka_timestamp"]).column(0).to_pandas()
+            parts.append((at - pd.to_datetime(stamps, utc=True)).dt.total_seconds())
     if not parts:
         return pd.Series(dtype=float, name="latency_s")
     return pd.concat(parts, ignore_index=True).rename("latency_s")

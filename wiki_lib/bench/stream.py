@@ -4,9 +4,11 @@ Throughput: ``events`` synthetic events are produced first (2 processes), then t
 with ``availableNow`` on the configured master and every table and the lake are written;
 the rate is counted from the first to the last batch commit, and also over the whole run.
 Latency: a producer paces synthetic events at ``rate`` per second while the job runs with a
-processing-time trigger; a poller sees each event appear in ``recent_changes`` (the same
-transaction updates ``traffic_minute``), and the delay from the producer handing it to Kafka
-to that moment is the end-to-end latency.
+processing-time trigger; a poller notes when each batch's ``pipeline_progress`` row becomes
+visible (the same transaction writes the batch's ``recent_changes`` and every table), the lake's
+manifests say which batch wrote each event, and the delay from the producer handing the event
+to Kafka to that moment is the end-to-end latency. Polling the small progress table keeps the
+measurement from loading the machine it measures.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from wiki_lib import db
 from wiki_lib.bench.ingest import _synthetic_worker
 from wiki_lib.config import Settings
 from wiki_lib.kafka_admin import delete_topics, ensure_topics, ingest_topic_specs
+from wiki_lib.lake import batch_files
 from wiki_lib.producer import IngestProducer
 from wiki_lib.sources import DEFAULT_CORPUS, Source, SyntheticSource
 from wiki_lib.sources.base import RawEvent
@@ -200,20 +203,22 @@ def latency(
     source = _Stamped(
         SyntheticSource(total, rate=rate, speed=1.0, seed=11, start=datetime.now(UTC))
     )
-    seen: dict[str, float] = {}
+    visible: dict[int, float] = {}
     stop = threading.Event()
     job = StreamJob(cfg, spark, lake=True)
     query = job.start()
     try:
         while query.lastProgress is None:  # the query is planning its first (empty) batch
             time.sleep(0.2)
-        poller = threading.Thread(target=_poll, args=(cfg, seen, stop), daemon=True)
+        poller = threading.Thread(target=_poll, args=(cfg, visible, stop), daemon=True)
         poller.start()
         with IngestProducer(cfg, create_topics=False, log_interval_s=3600) as producer:
             producer.run(source, progress=False)
         deadline = time.time() + 30
+        seen: dict[str, float] = {}
         while len(seen) < len(source.sent) and time.time() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.5)
+            seen = _visible_events(cfg, visible)
         stop.set()
         poller.join()
     finally:
@@ -239,28 +244,41 @@ def latency(
     }
 
 
-def _poll(settings: Settings, seen: dict[str, float], stop: threading.Event) -> None:
-    """Every 50 ms, note the ids that became visible in recent_changes since the last look."""
-    schema = sql.Identifier(settings.postgres.schema_name)
+def _poll(settings: Settings, visible: dict[int, float], stop: threading.Event) -> None:
+    """Every 50 ms, note the batches whose commit became visible since the last look."""
+    table = sql.Identifier(settings.postgres.schema_name, "pipeline_progress")
     conn = db.connect(settings.postgres, "reader")
     conn.autocommit = True
-    newest = datetime(1970, 1, 1, tzinfo=UTC)
+    newest = -1
     with conn.cursor() as cur:
         while not stop.is_set():
-            # Partitions commit a little out of event-time order: look a minute behind.
             cur.execute(
-                sql.SQL(
-                    "SELECT event_id, event_time FROM {}.recent_changes WHERE event_time >= %s"
-                ).format(schema),
-                (newest - timedelta(minutes=1),),
+                sql.SQL("SELECT batch_id FROM {} WHERE query_name = %s AND batch_id > %s").format(
+                    table
+                ),
+                (settings.stream.query_name, newest),
             )
             now = time.time()
-            for event_id, event_time in cur.fetchall():
-                if event_id not in seen:
-                    seen[event_id] = now
-                    newest = max(newest, event_time)
+            for (batch_id,) in cur.fetchall():
+                visible[batch_id] = now
+                newest = max(newest, batch_id)
             stop.wait(0.05)
     conn.close()
+
+
+def _visible_events(settings: Settings, visible: dict[int, float]) -> dict[str, float]:
+    """When each event became visible: the moment its batch's commit was seen."""
+    import pyarrow.parquet as pq
+
+    seen: dict[str, float] = {}
+    for batch_id, paths in batch_files(settings, settings.stream.query_name).items():
+        at = visible.get(batch_id)
+        if at is None:
+            continue
+        for path in paths:
+            for event_id in pq.read_table(path, columns=["event_id"]).column(0).to_pylist():
+                seen[event_id] = at
+    return seen
 
 
 def postgres_copy(settings: Settings, *, rows: int = 500_000) -> dict[str, Any]:
