@@ -84,8 +84,13 @@ def peak_memory_mb() -> dict[str, float]:
                 return int(line.split()[1]) / 1024
         return 0.0
 
-    me = psutil.Process()
-    jvm = sum(hwm(c.pid) for c in me.children(recursive=True) if "java" in c.name())
+    jvm = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "java" in child.name():
+                jvm += hwm(child.pid)
+        except (psutil.NoSuchProcess, FileNotFoundError):
+            continue  # a short-lived child (a JVM tool, a shell) ended while we looked
     return {"python_peak_mb": round(hwm(os.getpid()), 1), "jvm_peak_mb": round(jvm, 1)}
 
 
