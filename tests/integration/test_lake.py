@@ -143,6 +143,22 @@ def test_only_committed_files_are_read(root: Path) -> None:
     assert max(Counter(_ids(table)).values()) == 1
 
 
+def test_batch_files_name_the_events_each_batch_wrote(
+    root: Path, events: list[dict[str, Any]]
+) -> None:
+    files = lake.batch_files(root, "q")
+    assert sorted(files) == list(range((len(events) + 399) // 400))  # not the stray batch 9999
+    for batch_id, paths in files.items():
+        written = [i for p in paths for i in _ids(pq.read_table(p, columns=["event_id"]))]
+        chunk = events[batch_id * 400 : (batch_id + 1) * 400]
+        assert sorted(written) == sorted(e["event_id"] for e in chunk)
+    lake.compact(root, before=datetime(2024, 8, 22, 20, 0, tzinfo=UTC), min_files=2)
+    after = lake.batch_files(root, "q")
+    assert all(p.exists() for paths in after.values() for p in paths)
+    assert sum(map(len, after.values())) < sum(map(len, files.values()))
+    assert lake.batch_files(root, "another_query") == {}
+
+
 def _partition_files(root: Path) -> Counter[str]:
     return Counter(f.parent.relative_to(root / "raw").as_posix() for f in lake.readable_files(root))
 
