@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +106,19 @@ def transaction(pg: PostgresSettings, role: Role) -> Iterator[PgConnection]:
             yield conn
     finally:
         conn.close()
+
+
+def vacuum_analyze(conn: PgConnection, schema: str, tables: Iterable[str]) -> None:
+    """``VACUUM ANALYZE`` each table after a bulk load, so the planner sees its real size.
+
+    VACUUM cannot run in a transaction: the connection is switched to autocommit.
+    """
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in tables:
+            cur.execute(
+                sql.SQL("VACUUM ANALYZE {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+            )
 
 
 def ensure_database(pg: PostgresSettings) -> None:

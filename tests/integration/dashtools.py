@@ -16,16 +16,6 @@ from wiki_lib.config import REPO_ROOT, Settings
 from wiki_lib.stack._proc import free_port
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 FIRST_PAINT_S = 180.0
 """Bound on opening a page and drawing every chart (a loaded 2-core machine is slow)."""
 ROUND_S = 60.0

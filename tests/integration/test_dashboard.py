@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 from dashtools import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     FIRST_PAINT_S,
     ROUND_S,
     TcpRelay,
@@ -36,6 +34,7 @@ from dashtools import (
 from streamtools import CorpusTopic, job_settings
 
 from wiki_lib import db, query
+from wiki_lib.bench.dashboard import CHROMIUM, CHROMIUM_ARGS
 from wiki_lib.config import Settings, settings_env
 from wiki_lib.stream.job import StreamJob
 

@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 from dashtools import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     FIRST_PAINT_S,
     screenshot,
     status,
     wait_for,
 )
 
+from wiki_lib.bench.dashboard import CHROMIUM, CHROMIUM_ARGS
 from wiki_lib.config import Settings, settings_env
 from wiki_lib.stack._proc import free_port, port_open
 

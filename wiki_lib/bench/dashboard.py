@@ -261,14 +261,7 @@ def load_live_data(
             ):
                 cur.execute(f"SELECT count(*) FROM {schema}.{name}")
                 counts[name] = int(cur.fetchone()[0])
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            for name in counts:
-                cur.execute(
-                    sql.SQL("VACUUM ANALYZE {}.{}").format(
-                        sql.Identifier(schema), sql.Identifier(name)
-                    )
-                )
+        db.vacuum_analyze(conn, schema, counts)
     finally:
         conn.close()
     return counts

@@ -261,14 +261,7 @@ def query_latency(
             with conn, conn.cursor() as cur:
                 cur.execute("SET LOCAL synchronous_commit = off")
                 counts = _fill(cur, schema, settings, now, rate)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                for name in counts:
-                    cur.execute(
-                        sql.SQL("VACUUM ANALYZE {}.{}").format(
-                            sql.Identifier(schema), sql.Identifier(name)
-                        )
-                    )
+            db.vacuum_analyze(conn, schema, counts)
         finally:
             conn.close()
         figures["load_s"] = round(time.perf_counter() - started, 1)
