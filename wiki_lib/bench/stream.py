@@ -221,9 +221,10 @@ def latency(
             producer.run(source, progress=False)
         deadline = time.time() + 30
         seen: dict[str, float] = {}
+        read: set[int] = set()
         while len(seen) < len(source.sent) and time.time() < deadline:
             time.sleep(0.5)
-            seen = _visible_events(cfg, visible)
+            _visible_events(cfg, visible, seen, read)
         stop.set()
         poller.join()
     finally:
@@ -271,19 +272,24 @@ def _poll(settings: Settings, visible: dict[int, float], stop: threading.Event) 
     conn.close()
 
 
-def _visible_events(settings: Settings, visible: dict[int, float]) -> dict[str, float]:
-    """When each event became visible: the moment its batch's commit was seen."""
+def _visible_events(
+    settings: Settings, visible: dict[int, float], seen: dict[str, float], read: set[int]
+) -> None:
+    """Add to ``seen`` when each event of a newly visible batch became visible.
+
+    ``read`` holds the batches already accounted for, which are not read again: the caller
+    asks every half second.
+    """
     import pyarrow.parquet as pq
 
-    seen: dict[str, float] = {}
     for batch_id, paths in batch_files(settings, settings.stream.query_name).items():
         at = visible.get(batch_id)
-        if at is None:
+        if at is None or batch_id in read:
             continue
+        read.add(batch_id)
         for path in paths:
             for event_id in pq.read_table(path, columns=["event_id"]).column(0).to_pylist():
                 seen[event_id] = at
-    return seen
 
 
 def postgres_copy(settings: Settings, *, rows: int = 500_000) -> dict[str, Any]:
