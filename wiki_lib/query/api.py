@@ -340,13 +340,13 @@ def top_wikis(
         "SELECT wiki, max(server_name) AS server_name, "
         "(array_agg(project ORDER BY server_name DESC NULLS LAST))[1] AS project, "
         "(array_agg(language ORDER BY server_name DESC NULLS LAST))[1] AS language, {}, "
-        "(sum(sum(events)) OVER ())::bigint AS total "
+        "bigsum(bigsum(events)) OVER () AS total "
         "FROM g GROUP BY wiki ORDER BY events DESC, wiki LIMIT %(n)s"
     ).format(
         measures(family, WIKI.counters),
         req.rows(family, span),
         sql.SQL(", ").join(
-            sql.SQL("sum({c})::bigint AS {c}").format(c=sql.Identifier(c)) for c in WIKI.counters
+            sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in WIKI.counters
         ),
     )
     columns, rows = reader.fetch(statement, req.params(span, n=limit_rows(n)))
@@ -370,8 +370,8 @@ def _top_group(
     statement = sql.SQL(
         "WITH g AS (SELECT {col}, wiki, {} FROM ({}) AS r "
         "WHERE {col} IS NOT NULL AND wiki IS NOT NULL GROUP BY {col}, wiki) "
-        "SELECT {col}, sum(events)::bigint AS events, sum(edits)::bigint AS edits, "
-        "count(*) AS wikis, (sum(sum(events)) OVER ())::bigint AS total "
+        "SELECT {col}, bigsum(events) AS events, bigsum(edits) AS edits, "
+        "count(*) AS wikis, bigsum(bigsum(events)) OVER () AS total "
         "FROM g GROUP BY {col} ORDER BY events DESC, {col} LIMIT %(n)s"
     ).format(
         measures(family, ["events", "edits"]),
@@ -424,7 +424,7 @@ def namespaces(
     family = family_for(req.filters, NAMESPACE, ACTIVITY)
     events = MEASURES[family.name]["events"]
     statement = sql.SQL(
-        "SELECT namespace, {} AS events, (sum({}) OVER ())::bigint AS total FROM ({}) AS r "
+        "SELECT namespace, {} AS events, bigsum({}) OVER () AS total FROM ({}) AS r "
         "WHERE namespace IS NOT NULL GROUP BY namespace ORDER BY events DESC, namespace "
         "LIMIT %(n)s"
     ).format(sql.SQL(events), sql.SQL(events), req.rows(family, span))
@@ -447,9 +447,9 @@ def _max_missing(req: Request, span: Span, family: Family) -> sql.Composable:
     )
     cutoffs = req.reader.table("hour_cutoffs")
     return sql.SQL(
-        "(SELECT coalesce(sum({c}), 0) FROM {cut} WHERE {hours})::bigint - "
-        "(SELECT coalesce(sum(x.{c}), 0) FROM {hour} AS h JOIN {cut} AS x USING (window_start) "
-        "WHERE {match} AND {hours})::bigint"
+        "(SELECT bigsum({c}) FROM {cut} WHERE {hours}) - "
+        "(SELECT bigsum(x.{c}) FROM {hour} AS h JOIN {cut} AS x USING (window_start) "
+        "WHERE {match} AND {hours})"
     ).format(
         c=cutoff,
         cut=cutoffs,
@@ -492,8 +492,8 @@ def top_pages(
     else:
         statement = sql.SQL(
             "SELECT wiki, title, count(*)::bigint AS events, "
-            "coalesce(sum(greatest(length_delta, 0)), 0)::bigint AS bytes_added, "
-            "coalesce(sum(greatest(-length_delta, 0)), 0)::bigint AS bytes_removed, "
+            "bigsum(greatest(length_delta, 0)) AS bytes_added, "
+            "bigsum(greatest(-length_delta, 0)) AS bytes_removed, "
             "0::bigint AS max_missing FROM {} WHERE {} AND type IN ('edit', 'new') "
             "AND wiki IS NOT NULL AND title IS NOT NULL AND {} "
             "GROUP BY wiki, title ORDER BY events DESC, wiki, title LIMIT %(n)s"
@@ -537,8 +537,8 @@ def top_users(
             'SELECT "user", count(*)::bigint AS events, '
             "count(*) FILTER (WHERE type IN ('edit', 'new'))::bigint AS edits, "
             "count(*) FILTER (WHERE is_bot)::bigint AS bot_events, "
-            "coalesce(sum(greatest(length_delta, 0)), 0)::bigint AS bytes_added, "
-            "coalesce(sum(greatest(-length_delta, 0)), 0)::bigint AS bytes_removed, "
+            "bigsum(greatest(length_delta, 0)) AS bytes_added, "
+            "bigsum(greatest(-length_delta, 0)) AS bytes_removed, "
             '0::bigint AS max_missing FROM {} WHERE {} AND "user" IS NOT NULL AND {} '
             'GROUP BY "user" ORDER BY events DESC, "user" LIMIT %(n)s'
         ).format(
@@ -568,7 +568,7 @@ def edits_per_user(
     if not req.filters.dimensions:
         table = USER.minute
         per_user = sql.SQL(
-            'SELECT sum(edits) AS edits FROM ({}) AS r GROUP BY "user" HAVING sum(edits) > 0'
+            'SELECT bigsum(edits) AS edits FROM ({}) AS r GROUP BY "user" HAVING bigsum(edits) > 0'
         ).format(req.rows(USER, span))
     else:
         table = RECENT_CHANGES
@@ -588,7 +588,7 @@ def edits_per_user(
         )
     statement = sql.SQL(
         "SELECT width_bucket(edits, %(edges)s::bigint[]) AS bin, count(*)::bigint AS users, "
-        "sum(edits)::bigint AS edits FROM ({}) AS p GROUP BY bin ORDER BY bin"
+        "bigsum(edits) AS edits FROM ({}) AS p GROUP BY bin ORDER BY bin"
     ).format(per_user)
     _, rows = reader.fetch(statement, req.params(span, wiki_span, edges=_POWERS_OF_TWO))
     found = {row[0]: row[1:] for row in rows}

@@ -75,12 +75,12 @@ def kept_from_key(table: str) -> str:
 
 
 def _conditional(where: str) -> str:
-    return f"coalesce(sum(events) FILTER (WHERE {where}), 0)::bigint"
+    return f"bigsum(events) FILTER (WHERE {where})"
 
 
 def sum_of(column: str) -> str:
-    """``sum(column)`` as a bigint, 0 over no rows."""
-    return f"coalesce(sum({column}), 0)::bigint"
+    """The sum of a bigint column as a bigint, 0 over no rows (``bigsum``, streaming/sql/V007)."""
+    return f"bigsum({column})"
 
 
 MEASURES: dict[str, dict[str, str]] = {

@@ -40,6 +40,8 @@ class Reader:
                 "SELECT set_config('statement_timeout', %s, false)",
                 (str(self.settings.serving.statement_timeout_ms),),
             )
+            # the schema's own functions (bigsum, streaming/sql/V007) resolve unqualified
+            cur.execute("SELECT set_config('search_path', quote_ident(%s), false)", (self.schema,))
         return conn
 
     @property
