@@ -262,6 +262,15 @@ def apply_retention(
                 )
                 deleted[name] = cur.rowcount
                 _set_mark(cur, schema, kept_from_key(name), horizon)
+            deleted["user_last_seen"] = 0
+            if USER.minute in horizons:  # a mark before every kept user row counts no one
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE last_any < %s").format(
+                        _table(schema, "user_last_seen")
+                    ),
+                    (horizons[USER.minute][1],),
+                )
+                deleted["user_last_seen"] = cur.rowcount
             progress = _table(schema, "pipeline_progress")
             cur.execute(
                 sql.SQL(

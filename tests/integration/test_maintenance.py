@@ -21,7 +21,7 @@ from wiki_lib.cli import main
 from wiki_lib.config import Settings
 from wiki_lib.maintenance import apply_retention, maintain, rollup, rollup_hours
 from wiki_lib.query import QueryError
-from wiki_lib.query.tables import FAMILIES, Family
+from wiki_lib.query.tables import FAMILIES, USER, Family
 from wiki_lib.sinks.base import Batch, BatchStats
 from wiki_lib.sinks.lake import LakeSink
 from wiki_lib.sinks.postgres import copy_arrow
@@ -246,6 +246,9 @@ def test_retention_removes_only_what_is_older_than_configured(loaded: Settings) 
         ("other", 0),  # the newest row of a query always stays
         ("q_maintenance", 1),
     ]
+    seen = _rows(s, "user_last_seen")
+    assert deleted["user_last_seen"] > 0
+    assert {r["user"] for r in seen} == {r["user"] for r in _rows(s, USER.minute)}
     marks = {r["key"]: r["at"] for r in _rows(s, "serving_state")}
     assert marks["kept_from.user_minute"] == entity_horizon
     assert marks["kept_from.traffic_minute"] == minute_horizon

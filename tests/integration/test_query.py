@@ -157,6 +157,43 @@ def test_kpis_equal_reference(served: Served) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_active_users_by_bot_filter_equal_reference(served: Served) -> None:
+    """Both ways of counting users: marks when the window reaches the newest minute, rows else."""
+    problems: list[str] = []
+    newest = ("7d", "2024-08-23T00:00:00+00:00")  # no user_minute row after it: the marks
+    inside = ("2m", "2024-08-22T04:03:30+00:00")  # rows after it: the DISTINCT over rows
+    for lookback, end in (newest, inside):
+        for f in (Filters(), Filters(bot=True), Filters(bot=False)):
+            frame = query.kpis(served.reader, lookback, end=end, filters=f)
+            window = make_window(lookback, datetime.fromisoformat(end))
+            want = ref.kpis(served.select(lookback, end, f), window.seconds)["active_users"]
+            got = plain(frame["active_users"][0])
+            check(problems, f"{lookback} {end} {f.describe()}", got, want)
+    assert not problems, "\n".join(problems)
+
+
+def test_user_last_seen_marks_equal_reference(served: Served) -> None:
+    """The triggers on user_minute keep each user's last minute, as any, bot and human."""
+    want: dict[str, dict[str, datetime]] = {}
+    for e in served.events:
+        if e["user"] is None:
+            continue
+        minute = e["event_time"].replace(second=0, microsecond=0)
+        marks = want.setdefault(e["user"], {})
+        for key in ("last_any", "last_bot" if e["is_bot"] else "last_human"):
+            marks[key] = max(marks.get(key, minute), minute)
+    _, rows = served.reader.fetch(
+        sql.SQL('SELECT "user", last_any, last_bot, last_human FROM {}').format(
+            served.reader.table("user_last_seen")
+        )
+    )
+    got = {
+        user: {k: v for k, v in zip(("last_any", "last_bot", "last_human"), r, strict=True) if v}
+        for user, *r in rows
+    }
+    assert got == want
+
+
 SERIES = {
     "traffic": ["events", "edits", "new_pages", "log_events", "categorize_events",
                 "other_events", "bytes_added", "bytes_removed", "net_bytes"],

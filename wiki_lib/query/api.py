@@ -158,17 +158,29 @@ def _active_users(req: Request) -> tuple[sql.Composable, Span]:
     if req.filters.dimensions <= {"bot"}:
         if not req.complete(USER.minute):
             return null, span
-        having = {
-            None: "TRUE",
-            True: "bot_events > 0",
-            False: "events > bot_events",
+        having, seen = {
+            None: ("TRUE", "last_any"),
+            True: ("bot_events > 0", "last_bot"),
+            False: ("events > bot_events", "last_human"),
         }[req.filters.bot]
         rows = req.rows(USER, span, Filters())
+        req.sources.add("user_last_seen")
+        # With no user_minute row after the window, "active in it" is "last seen since its
+        # start" (streaming/sql/V008), an index range count; otherwise count the window's rows.
         return (
             sql.SQL(
-                'SELECT count("user") AS active_users FROM '
-                '(SELECT DISTINCT "user" FROM ({}) AS r WHERE {}) AS d'
-            ).format(rows, sql.SQL(having)),
+                "SELECT CASE WHEN EXISTS (SELECT FROM {um} WHERE window_start >= %(w_end)s) "
+                'THEN (SELECT count("user") FROM '
+                '(SELECT DISTINCT "user" FROM ({rows}) AS r WHERE {having}) AS d) '
+                "ELSE (SELECT count(*) FROM {seen} WHERE {col} >= %(w_start)s) "
+                "END AS active_users"
+            ).format(
+                um=req.reader.table(USER.minute),
+                rows=rows,
+                having=sql.SQL(having),
+                seen=req.reader.table("user_last_seen"),
+                col=sql.Identifier(seen),
+            ),
             span,
         )
     if not req.complete(RECENT_CHANGES):
