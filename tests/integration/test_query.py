@@ -14,7 +14,7 @@ import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +311,68 @@ def test_edits_per_user_equals_reference(served: Served) -> None:
         want = expect(ref.edits_per_user(served.select(lookback, end, f)))
         check(problems, f"edits_per_user {lookback} {end} {f.describe()}", records(frame), want)
     assert not problems, "\n".join(problems)
+
+
+def _near_newest(served: Served) -> tuple[str, str]:
+    """Two window ends: just after the newest minute, and seven minutes later."""
+    newest = max(e["event_time"] for e in served.events).replace(second=0, microsecond=0)
+    first = newest + timedelta(minutes=1)
+    return first.isoformat(), (first + timedelta(minutes=7)).isoformat()
+
+
+def test_live_windows_from_running_totals_equal_reference(served: Served) -> None:
+    """Windows that reach the newest minute: the running totals (or, 2h, minutes) serve them."""
+    just_after, later = _near_newest(served)
+    cases = [  # lookback, end, whether the running totals serve it
+        ("15m", just_after, True),
+        ("1h", just_after, True),
+        ("3h", just_after, True),
+        ("24h", just_after, True),
+        ("20m", just_after, True),  # the 30 min totals minus a 10 min gap
+        ("1h", later, True),  # the 1 h totals minus a 7 min gap
+        ("2h", just_after, False),  # a 60 min gap: aggregated from the minutes
+    ]
+    problems: list[str] = []
+    for lookback, end, kept in cases:
+        rows = served.select(lookback, end, Filters())
+        for name, compute in (("top_pages", ref.top_pages), ("top_users", ref.top_users)):
+            for n in (3, 10, 300):
+                frame = query.QUERIES[name](served.reader, lookback, end=end, n=n)
+                label = f"{name} {n} {lookback} {end}"
+                check(problems, label, records(frame), expect(compute(rows, n)))
+                table = "page_running" if name == "top_pages" else "user_running"
+                check(problems, f"{label} sources", table in frame.attrs["sources"], kept)
+        frame = query.edits_per_user(served.reader, lookback, end=end)
+        want = expect(ref.edits_per_user(rows))
+        check(problems, f"edits_per_user {lookback} {end}", records(frame), want)
+    assert not problems, "\n".join(problems)
+
+
+def test_running_totals_equal_reference(served: Served) -> None:
+    """What the triggers kept through the stream job and the batch layer's replace."""
+    _, marks = served.reader.fetch(
+        sql.SQL("SELECT family, lookback, from_minute FROM {} ORDER BY 1, 2").format(
+            served.reader.table("running_marks")
+        )
+    )
+    assert len(marks) == 10
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    for family, lookback, from_minute in marks:
+        rows = ref.select(served.events, from_minute, far, Filters())
+        if family == "page":
+            keys, table, want = ("wiki", "title"), "page_running", ref.top_pages(rows, 10**9)
+        else:
+            keys, table, want = ("user",), "user_running", ref.top_users(rows, 10**9)
+        columns, got = served.reader.fetch(
+            sql.SQL("SELECT * FROM {} WHERE lookback = %s").format(served.reader.table(table)),
+            (lookback,),
+        )
+        got_rows = {tuple(r[columns.index(k)] for k in keys): r for r in got}
+        assert want, (family, lookback)  # the corpus reaches into every kept lookback
+        assert {tuple(w[k] for k in keys) for w in want} == set(got_rows), (family, lookback)
+        for w in want:
+            row = dict(zip(columns, got_rows[tuple(w[k] for k in keys)], strict=True))
+            assert {c: row[c] for c in w if c in row} == {c: w[c] for c in w if c in row}
 
 
 # --- feeds -------------------------------------------------------------------------------------

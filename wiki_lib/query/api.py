@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 from psycopg2 import sql
 
+from wiki_lib.query import running
 from wiki_lib.query.errors import QueryError
 from wiki_lib.query.filters import Filters
 from wiki_lib.query.plan import (
@@ -488,6 +489,10 @@ def top_pages(
     if {"edit", "new"} <= set(page_filters.type):
         page_filters = page_filters.without("type")
     span = req.span()
+    kept = None if page_filters.dimensions else running.find(req, PAGE)
+    if kept is not None:
+        columns = [*PAGE.keys, *PAGE.counters, "max_missing"]
+        return req.frame(columns, kept.top(n), {c: "int64" for c in columns[2:]})
     if page_filters.dimensions <= PAGE.dimensions:
         statement = sql.SQL(
             "WITH t AS (SELECT wiki, title, {} FROM ({}) AS r GROUP BY wiki, title "
@@ -531,6 +536,10 @@ def top_users(
     req = request(reader, lookback, end, filters)
     n = limit_rows(n)
     span = req.span()
+    kept = None if req.filters.dimensions else running.find(req, USER)
+    if kept is not None:
+        columns = [*USER.keys, *USER.counters, "max_missing"]
+        return req.frame(columns, kept.top(n), {c: "int64" for c in columns[1:]})
     if not req.filters.dimensions:
         statement = sql.SQL(
             'WITH t AS (SELECT "user", {} FROM ({}) AS r GROUP BY "user" '
@@ -577,7 +586,13 @@ def edits_per_user(
     """
     req = request(reader, lookback, end, filters)
     span, wiki_span = req.span(hours=False, prefix="u"), req.span()
-    if not req.filters.dimensions:
+    kept = None if req.filters.dimensions else running.find(req, USER)
+    extra: dict[str, Any] = {}
+    if kept is not None:
+        table = USER.minute
+        per_user = kept.per_key("edits")
+        extra = kept.params()
+    elif not req.filters.dimensions:
         table = USER.minute
         per_user = sql.SQL(
             'SELECT bigsum(edits) AS edits FROM ({}) AS r GROUP BY "user" HAVING bigsum(edits) > 0'
@@ -602,7 +617,7 @@ def edits_per_user(
         "SELECT width_bucket(edits, %(edges)s::bigint[]) AS bin, count(*)::bigint AS users, "
         "bigsum(edits) AS edits FROM ({}) AS p GROUP BY bin ORDER BY bin"
     ).format(per_user)
-    _, rows = reader.fetch(statement, req.params(span, wiki_span, edges=_POWERS_OF_TWO))
+    _, rows = reader.fetch(statement, req.params(span, wiki_span, edges=_POWERS_OF_TWO, **extra))
     found = {row[0]: row[1:] for row in rows}
     data = [
         (2 ** (b - 1), 2**b - 1, *found.get(b, (0, 0))) for b in range(1, max(found, default=0) + 1)

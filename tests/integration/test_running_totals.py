@@ -1,0 +1,234 @@
+"""The sliding-window totals (streaming/sql/V009) against sums computed here in plain Python.
+
+Rows go into ``page_minute`` and ``user_minute`` the way writers put them there: inserts,
+upserts that add to existing rows, a day replaced by delete and insert, retention deletes.
+After each, every kept total must equal the sum of the minute rows it covers, and the top
+lists and the edits histogram of live windows must equal the same figures computed here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from psycopg2 import sql
+
+from wiki_lib import db, query
+from wiki_lib.config import Settings
+from wiki_lib.query.window import parse_duration
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+PAGE_COUNTERS = ("events", "bytes_added", "bytes_removed")
+USER_COUNTERS = ("events", "edits", "bot_events", "bytes_added", "bytes_removed")
+
+
+class Minutes:
+    """Writes minute rows as the writer role and keeps the same rows in Python."""
+
+    def __init__(self, settings: Settings, schema: str) -> None:
+        self.s = settings.with_overrides(postgres={"schema_name": schema})
+        self.schema = schema
+        self.pages: dict[tuple[datetime, str, str], list[int]] = {}
+        self.users: dict[tuple[datetime, str], list[int]] = {}
+
+    def _table(self, name: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
+
+    def upsert(
+        self,
+        pages: list[tuple[datetime, str, str, int, int, int]],
+        users: list[tuple[datetime, str, int, int, int, int, int]],
+    ) -> None:
+        """One upsert statement per table, adding to rows that exist (the sink's merge)."""
+        with db.transaction(self.s.postgres, "writer") as conn, conn.cursor() as cur:
+            for table, conflict, counters, rows, mine in (
+                (
+                    "page_minute",
+                    ("window_start", "wiki", "title"),
+                    PAGE_COUNTERS,
+                    pages,
+                    self.pages,
+                ),
+                ("user_minute", ("window_start", "user"), USER_COUNTERS, users, self.users),
+            ):
+                if not rows:
+                    continue
+                keys = len(conflict)
+                width = keys + len(counters)
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {} AS t VALUES {} ON CONFLICT ({}) DO UPDATE SET {}"
+                    ).format(
+                        self._table(table),
+                        sql.SQL(", ").join(sql.Literal(tuple(r)) for r in rows),
+                        sql.SQL(", ").join(sql.Identifier(c) for c in conflict),
+                        sql.SQL(", ").join(
+                            sql.SQL("{c} = t.{c} + EXCLUDED.{c}").format(c=sql.Identifier(c))
+                            for c in counters
+                        ),
+                    )
+                )
+                for r in rows:
+                    assert len(r) == width
+                    have = mine.setdefault(tuple(r[:keys]), [0] * len(counters))
+                    for i, v in enumerate(r[keys:]):
+                        have[i] += v
+
+    def delete_before(self, table: str, stop: datetime, start: datetime | None = None) -> None:
+        """Delete the rows of ``[start, stop)`` (all before ``stop`` without a start)."""
+        with db.transaction(self.s.postgres, "writer") as conn, conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE window_start < %s AND window_start >= %s").format(
+                    self._table(table)
+                ),
+                (stop, start or datetime(1970, 1, 1, tzinfo=UTC)),
+            )
+        mine = self.pages if table == "page_minute" else self.users
+        for key in [k for k in mine if k[0] < stop and (start is None or k[0] >= start)]:
+            del mine[key]
+
+    def fetch(self, statement: str) -> list[tuple[Any, ...]]:
+        conn = db.connect(self.s.postgres, "reader")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL(statement).format(s=sql.Identifier(self.schema)))
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def sums(self, family: str, start: datetime, end: datetime) -> dict[tuple[str, ...], list[int]]:
+        """Per page (user): the counters of its rows in ``[start, end)``."""
+        mine = self.pages if family == "page" else self.users
+        width = len(PAGE_COUNTERS if family == "page" else USER_COUNTERS)
+        out: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * width)
+        for (ws, *key), counters in mine.items():
+            if start <= ws < end:
+                out[tuple(key)] = [a + b for a, b in zip(out[tuple(key)], counters, strict=True)]
+        return dict(out)
+
+
+@pytest.fixture
+def minutes(settings: Settings, pg_schema: str) -> Iterator[Minutes]:
+    yield Minutes(settings, pg_schema)
+
+
+def _check_totals(m: Minutes) -> None:
+    """Every kept total equals the sum of the minute rows from its from_minute on."""
+    marks = m.fetch("SELECT family, lookback, newest, from_minute FROM {s}.running_marks")
+    assert len(marks) == 10
+    for family, lookback, newest, from_minute in marks:
+        mine = m.pages if family == "page" else m.users
+        assert newest == max(k[0] for k in mine), family  # nothing newer was ever deleted here
+        assert from_minute == newest + MINUTE - lookback
+        table, keys = (
+            ("page_running", "wiki, title") if family == "page" else ("user_running", '"user"')
+        )
+        counters = PAGE_COUNTERS if family == "page" else USER_COUNTERS
+        got = {
+            tuple(r[: -len(counters)]): list(r[-len(counters) :])
+            for r in m.fetch(
+                f"SELECT {keys}, {', '.join(counters)} FROM {{s}}.{table} "
+                f"WHERE lookback = '{lookback.total_seconds():.0f} seconds'"
+            )
+        }
+        want = m.sums(family, from_minute, datetime(9999, 1, 1, tzinfo=UTC))
+        assert got == want, (family, lookback)
+
+
+def _random_rows(rng: random.Random, start: datetime, minutes_: int) -> tuple[list, list]:
+    pages, users = [], []
+    for i in range(minutes_):
+        ws = start + i * MINUTE
+        for title in rng.sample(range(60), 8):
+            n = rng.choice((1, 1, 1, 2, 5))
+            pages.append((ws, f"w{title % 3}", f"Page {title}", n, 100 * n, 7 * n))
+        for user in rng.sample(range(40), 6):
+            n = rng.choice((1, 1, 2, 9))
+            edits = rng.randint(0, n)
+            bot = n if user < 5 else 0
+            users.append((ws, f"User {user}", n, edits, bot, 50 * n, 3 * n))
+    return pages, users
+
+
+def test_totals_follow_inserts_upserts_replaces_and_retention(minutes: Minutes) -> None:
+    rng = random.Random(7)
+    pages, users = _random_rows(rng, T0, 200)
+    minutes.upsert(pages[:900], users[:700])
+    _check_totals(minutes)
+    minutes.upsert(pages[900:], users[700:])  # the data clock moves on: minutes leave
+    _check_totals(minutes)
+    again, again_users = _random_rows(rng, T0 + 150 * MINUTE, 50)
+    minutes.upsert(again, again_users)  # updates of existing rows (and a few new ones)
+    _check_totals(minutes)
+    late = [(T0 + 170 * MINUTE, "w9", "Late page", 3, 30, 0)]
+    minutes.upsert(late, [(T0 + 100 * MINUTE, "Late user", 2, 2, 0, 9, 9)])
+    _check_totals(minutes)
+    # the batch layer's replace: delete a stretch, insert it again, recomputed
+    stretch = (T0 + 180 * MINUTE, T0 + 190 * MINUTE)
+    replaced = [r for r in again if stretch[0] <= r[0] < stretch[1]]
+    minutes.delete_before("page_minute", stretch[1], stretch[0])
+    _check_totals(minutes)
+    minutes.upsert([(*r[:3], r[3] + 1, r[4], r[5]) for r in replaced], [])
+    _check_totals(minutes)
+    minutes.delete_before("page_minute", T0 + 60 * MINUTE)  # retention
+    minutes.delete_before("user_minute", T0 + 60 * MINUTE)
+    _check_totals(minutes)
+
+
+def _top(sums: dict[tuple[str, ...], list[int]], n: int) -> list[tuple[Any, ...]]:
+    rows = [(*k, *v) for k, v in sums.items() if v[0] > 0]
+    keys = len(next(iter(sums)))
+    rows.sort(key=lambda r: (-r[keys], *r[:keys]))
+    return rows[:n]
+
+
+def test_live_top_lists_equal_plain_sums(minutes: Minutes, settings: Settings) -> None:
+    rng = random.Random(11)
+    pages, users = _random_rows(rng, T0, 200)
+    minutes.upsert(pages, users)
+    newest = T0 + 199 * MINUTE
+    with query.connect(settings, schema=minutes.schema) as reader:
+        for lookback, end_after in (("15m", 1), ("1h", 1), ("1h", 6), ("3h", 1), ("20m", 1)):
+            end = newest + end_after * MINUTE
+            start = end - parse_duration(lookback)
+            for n in (1, 5, 30):
+                frame = query.top_pages(reader, lookback, end=end, n=n)
+                assert "page_running" in frame.attrs["sources"], (lookback, end_after)
+                got = [tuple(r) for r in frame.drop(columns="max_missing").itertuples(index=False)]
+                assert got == _top(minutes.sums("page", start, end), n), (lookback, end_after, n)
+                frame = query.top_users(reader, lookback, end=end, n=n)
+                got = [tuple(r) for r in frame.drop(columns="max_missing").itertuples(index=False)]
+                assert got == _top(minutes.sums("user", start, end), n), (lookback, end_after, n)
+            hist = query.edits_per_user(reader, lookback, end=end)
+            edits = [v[1] for v in minutes.sums("user", start, end).values() if v[1] > 0]
+            assert hist["users"].sum() == len(edits) and hist["edits"].sum() == sum(edits)
+            for row in hist.itertuples():
+                inside = [e for e in edits if row.edits_min <= e <= row.edits_max]
+                assert (row.users, row.edits) == (len(inside), sum(inside))
+
+
+def test_a_gap_that_reorders_the_list_is_settled_by_a_second_read(
+    minutes: Minutes, settings: Settings
+) -> None:
+    """Pages busy only in the subtracted minutes rank first by stored total, last by window."""
+    gap_heavy = [(T0, "w", f"A{i}", 99, 0, 0) for i in range(1, 8)]
+    in_window = [(T0 + 15 * MINUTE, "w", f"A{i}", 1, 0, 0) for i in range(1, 8)]
+    busy = [(T0 + 20 * MINUTE, "w", t, 5, 0, 0) for t in ("B", "C")]
+    newest = [(T0 + 29 * MINUTE, "w", "Z", 1, 0, 0)]
+    minutes.upsert(gap_heavy + in_window + busy + newest, [(T0, "U", 1, 1, 0, 0, 0)])
+    end = T0 + 30 * MINUTE  # 20 minutes from the 30-minute totals, minus the 10 before
+    with query.connect(settings, schema=minutes.schema) as reader:
+        for n in (1, 2, 3, 9):
+            frame = query.top_pages(reader, "20m", end=end, n=n)
+            assert "page_running" in frame.attrs["sources"]
+            got = [tuple(r) for r in frame.drop(columns="max_missing").itertuples(index=False)]
+            want = _top(minutes.sums("page", end - 20 * MINUTE, end), n)
+            assert got == want, n
+    assert [r[1] for r in want[:2]] == ["B", "C"]

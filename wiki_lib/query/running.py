@@ -1,0 +1,152 @@
+"""Exact top lists and per-user figures from the sliding-window totals (streaming/sql/V009).
+
+``page_running`` and ``user_running`` hold, per kept lookback, each page's and user's sums over
+the minutes from ``from_minute`` on. A window that ends after the newest minute written and
+starts at most :data:`MAX_GAP` after ``from_minute`` is served from them: its sums are the
+running totals minus the minutes in between (the gap), which this module subtracts.
+
+Top lists need no full scan: the totals are indexed by ``events`` descending, and subtracting
+the gap only lowers a total. So if the ``n``-th best corrected total of the candidates read
+beats the stored total of every row not read, no other key can enter the list; otherwise one
+more read of every row whose stored total reaches that value settles it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg2 import sql
+
+from wiki_lib.query.plan import Request
+from wiki_lib.query.tables import PAGE, USER, Family
+
+__all__ = ["MAX_GAP", "Running", "find"]
+
+MAX_GAP = timedelta(minutes=10)
+"""Most minutes a running answer subtracts; beyond it plain aggregation costs about as much."""
+
+_TABLES = {PAGE.name: "page_running", USER.name: "user_running"}
+_FIRST_READ = 4
+"""Candidates read first, as a multiple of ``n``."""
+
+
+@dataclass(frozen=True)
+class Running:
+    """The kept lookback that serves one request, and how to correct it."""
+
+    req: Request
+    family: Family
+    lookback: timedelta
+    from_minute: datetime
+
+    @property
+    def table(self) -> str:
+        """The running-totals table of the family."""
+        return _TABLES[self.family.name]
+
+    def _corrected(self, where: sql.Composable, limit: int | None) -> list[tuple[Any, ...]]:
+        """Keys, their counters minus the gap's, and the stored events of the rows read.
+
+        Ordered as the list is (events descending, then keys in the database's collation).
+        """
+        reader = self.req.reader
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.family.keys)
+        counters = self.family.counters
+        statement = sql.SQL(
+            "WITH gap AS (SELECT {keys}, {gap_sums} FROM {minute} "
+            "WHERE window_start >= %(from_minute)s AND window_start < %(w_start)s "
+            "GROUP BY {keys}), "
+            "top AS (SELECT * FROM {running} WHERE lookback = %(lookback)s AND {where} "
+            "ORDER BY events DESC, {keys} {limit}) "
+            "SELECT {keys}, {corrected}, top.events AS stored "
+            "FROM top LEFT JOIN gap USING ({keys}) ORDER BY events DESC, {keys}"
+        ).format(
+            keys=keys,
+            gap_sums=sql.SQL(", ").join(
+                sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in counters
+            ),
+            minute=reader.table(self.family.minute),
+            running=reader.table(self.table),
+            where=where,
+            limit=sql.SQL("" if limit is None else "LIMIT %(limit)s"),
+            corrected=sql.SQL(", ").join(
+                sql.SQL("top.{c} - coalesce(gap.{c}, 0) AS {c}").format(c=sql.Identifier(c))
+                for c in counters
+            ),
+        )
+        self.req.sources.update({self.table, self.family.minute})
+        return reader.fetch(statement, self._params(limit=limit))[1]
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "from_minute": self.from_minute,
+            "w_start": self.req.window.start,
+            "lookback": self.lookback,
+            **extra,
+        }
+
+    def top(self, n: int) -> list[tuple[Any, ...]]:
+        """The ``n`` keys with the most events in the window, exactly, ties by key.
+
+        Rows: the family's keys, its counters, then 0 (``max_missing``: nothing is left out).
+        """
+        width = len(self.family.keys) + len(self.family.counters)
+        events = len(self.family.keys)  # events is the first counter
+
+        def best(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            return [r[:width] for r in rows if r[events] > 0][:n]
+
+        first = n * _FIRST_READ
+        rows = self._corrected(sql.SQL("TRUE"), first)
+        answer = best(rows)
+        unread_max = min((r[-1] for r in rows), default=0)  # no unread row has more events
+        if len(rows) == first and (len(answer) < n or answer[-1][events] <= unread_max):
+            floor = answer[-1][events] if len(answer) == n else 1
+            rows = self._corrected(sql.SQL("events >= {}").format(sql.Literal(floor)), None)
+            answer = best(rows)
+        return [(*r, 0) for r in answer]
+
+    def per_key(self, column: str) -> sql.Composable:
+        """``SELECT <column>`` per key over the window (keys with a positive value only)."""
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.family.keys)
+        col = sql.Identifier(column)
+        self.req.sources.update({self.table, self.family.minute})
+        return sql.SQL(
+            "SELECT r.{col} - coalesce(g.{col}, 0) AS {col} FROM {running} AS r "
+            "LEFT JOIN (SELECT {keys}, bigsum({col}) AS {col} FROM {minute} "
+            "WHERE window_start >= %(from_minute)s AND window_start < %(w_start)s "
+            "GROUP BY {keys}) AS g USING ({keys}) "
+            "WHERE r.lookback = %(lookback)s AND r.{col} - coalesce(g.{col}, 0) > 0"
+        ).format(
+            col=col,
+            keys=keys,
+            running=self.req.reader.table(self.table),
+            minute=self.req.reader.table(self.family.minute),
+        )
+
+    def params(self) -> dict[str, Any]:
+        """The parameters :meth:`per_key` uses."""
+        return self._params()
+
+
+def find(req: Request, family: Family) -> Running | None:
+    """The kept lookback that serves ``req`` for ``family``, or None (aggregate instead)."""
+    _, rows = req.reader.fetch(
+        sql.SQL(
+            "SELECT lookback, from_minute FROM {} WHERE family = %(family)s "
+            "AND newest < %(w_end)s AND from_minute <= %(w_start)s "
+            "AND from_minute >= %(w_start)s - %(gap)s ORDER BY lookback LIMIT 1"
+        ).format(req.reader.table("running_marks")),
+        {
+            "family": family.name,
+            "w_start": req.window.start,
+            "w_end": req.window.end,
+            "gap": MAX_GAP,
+        },
+    )
+    if not rows:
+        return None
+    lookback, from_minute = rows[0]
+    return Running(req, family, lookback, from_minute)
