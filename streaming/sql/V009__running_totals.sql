@@ -78,23 +78,29 @@ BEGIN
         ELSE format('SELECT window_start, %s, %s FROM added UNION ALL '
                     'SELECT window_start, %s, %s FROM removed', keys, cols, keys, negated)
     END;
-    EXECUTE upsert || format(
-        'SELECT m.lookback, %s, %s FROM (%s) AS d JOIN running_marks AS m '
-        'ON m.family = $1 AND d.window_start >= m.from_minute GROUP BY m.lookback, %s '
-        'ON CONFLICT (lookback, %s) DO UPDATE SET %s', keys, sums, delta, keys, keys, adds)
-        USING fam;
     IF TG_OP <> 'DELETE' THEN
         EXECUTE 'SELECT max(window_start) FROM added' INTO seen;
     END IF;
-    FOR m IN SELECT lookback, from_minute, greatest(newest, seen) AS newest
+    -- A family that never saw a row has nothing to expire: its first rows count from where
+    -- the lookback will start, not from the beginning of time (a bulk load stays cheap).
+    EXECUTE upsert || format(
+        'SELECT m.lookback, %s, %s FROM (%s) AS d JOIN running_marks AS m '
+        'ON m.family = $1 AND d.window_start >= CASE WHEN m.newest = ''-infinity'' '
+        'THEN greatest(m.newest, $2) + interval ''1 minute'' - m.lookback '
+        'ELSE m.from_minute END GROUP BY m.lookback, %s '
+        'ON CONFLICT (lookback, %s) DO UPDATE SET %s', keys, sums, delta, keys, keys, adds)
+        USING fam, seen;
+    FOR m IN SELECT lookback, from_minute, newest AS before, greatest(newest, seen) AS newest
              FROM running_marks WHERE family = fam ORDER BY lookback LOOP
         stop := m.newest + interval '1 minute' - m.lookback;
-        IF stop > m.from_minute THEN
+        IF stop > m.from_minute AND m.before <> '-infinity' THEN
             EXECUTE upsert || format(
                 'SELECT $1, %s, %s FROM %I.%I WHERE window_start >= $2 AND window_start < $3 '
                 'GROUP BY %s ON CONFLICT (lookback, %s) DO UPDATE SET %s',
                 keys, minus, TG_TABLE_SCHEMA, TG_TABLE_NAME, keys, keys, adds)
                 USING m.lookback, m.from_minute, stop;
+        END IF;
+        IF stop > m.from_minute THEN
             UPDATE running_marks SET newest = m.newest, from_minute = stop
              WHERE family = fam AND lookback = m.lookback;
         END IF;
