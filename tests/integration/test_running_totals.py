@@ -19,6 +19,7 @@ from psycopg2 import sql
 
 from wiki_lib import db, query
 from wiki_lib.config import Settings
+from wiki_lib.query import QueryError
 from wiki_lib.query.window import parse_duration
 
 pytestmark = pytest.mark.integration
@@ -232,3 +233,24 @@ def test_a_gap_that_reorders_the_list_is_settled_by_a_second_read(
             want = _top(minutes.sums("page", end - 20 * MINUTE, end), n)
             assert got == want, n
     assert [r[1] for r in want[:2]] == ["B", "C"]
+
+
+def test_a_snapshot_reads_one_state_while_a_writer_commits(
+    minutes: Minutes, settings: Settings
+) -> None:
+    """The running answers read marks and totals in one snapshot; commits in between wait."""
+    minutes.upsert([(T0, "w", "P", 1, 0, 0)], [])
+    with query.connect(settings, schema=minutes.schema) as reader:
+
+        def count() -> int:
+            statement = sql.SQL("SELECT count(*) FROM {}").format(reader.table("page_minute"))
+            return int(reader.fetch(statement)[1][0][0])
+
+        with reader.snapshot():
+            before = count()
+            minutes.upsert([(T0 + MINUTE, "w", "Q", 1, 0, 0)], [])
+            assert count() == before
+        assert count() == before + 1
+        with pytest.raises(QueryError), reader.snapshot():
+            reader.fetch(sql.SQL("SELECT 1 / 0"))
+        assert count() == before + 1  # the failed snapshot ended; the session goes on

@@ -492,10 +492,13 @@ def top_pages(
     if {"edit", "new"} <= set(page_filters.type):
         page_filters = page_filters.without("type")
     span = req.span()
-    kept = None if page_filters.dimensions else running.find(req, PAGE)
-    if kept is not None:
-        columns = [*PAGE.keys, *PAGE.counters, "max_missing"]
-        return req.frame(columns, kept.top(n), {c: "int64" for c in columns[2:]})
+    if not page_filters.dimensions:
+        with reader.snapshot():  # the totals and the marks saying what they cover agree
+            kept = running.find(req, PAGE)
+            rows = kept.top(n) if kept is not None else None
+        if rows is not None:
+            columns = [*PAGE.keys, *PAGE.counters, "max_missing"]
+            return req.frame(columns, rows, {c: "int64" for c in columns[2:]})
     if page_filters.dimensions <= PAGE.dimensions:
         statement = sql.SQL(
             "WITH t AS (SELECT wiki, title, {} FROM ({}) AS r GROUP BY wiki, title "
@@ -539,10 +542,13 @@ def top_users(
     req = request(reader, lookback, end, filters)
     n = limit_rows(n)
     span = req.span()
-    kept = None if req.filters.dimensions else running.find(req, USER)
-    if kept is not None:
-        columns = [*USER.keys, *USER.counters, "max_missing"]
-        return req.frame(columns, kept.top(n), {c: "int64" for c in columns[1:]})
+    if not req.filters.dimensions:
+        with reader.snapshot():
+            kept = running.find(req, USER)
+            rows = kept.top(n) if kept is not None else None
+        if rows is not None:
+            columns = [*USER.keys, *USER.counters, "max_missing"]
+            return req.frame(columns, rows, {c: "int64" for c in columns[1:]})
     if not req.filters.dimensions:
         statement = sql.SQL(
             'WITH t AS (SELECT "user", {} FROM ({}) AS r GROUP BY "user" '
@@ -588,6 +594,12 @@ def edits_per_user(
     table it needs (``user_minute``, or ``recent_changes`` under filters).
     """
     req = request(reader, lookback, end, filters)
+    with reader.snapshot():  # the totals and the marks saying what they cover agree
+        return _edits_per_user(req)
+
+
+def _edits_per_user(req: Request) -> pd.DataFrame:
+    reader = req.reader
     span, wiki_span = req.span(hours=False, prefix="u"), req.span()
     kept = None if req.filters.dimensions else running.find(req, USER)
     extra: dict[str, Any] = {}

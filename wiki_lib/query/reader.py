@@ -7,6 +7,8 @@ statement timeout, and reconnects once when the server went away in between.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -30,6 +32,7 @@ class Reader:
         self.settings = settings
         self.schema = schema or settings.postgres.schema_name
         self._conn: Any = None
+        self._snapshot = False
 
     def _connect(self) -> Any:
         conn = db.connect(self.settings.postgres, "reader")
@@ -71,11 +74,34 @@ class Reader:
                 ) from exc
             except _LOST as exc:
                 self.close()
-                if attempt == 2:
+                if attempt == 2 or self._snapshot:
                     raise db.DatabaseUnavailable(f"query on {self.schema}: {exc}".strip()) from exc
             except psycopg2.Error as exc:
                 raise QueryError(f"query on {self.schema} failed: {exc}".strip()) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every statement inside sees the same committed state (one REPEATABLE READ transaction).
+
+        For answers read in several statements that must agree with each other, such as the
+        running totals and the marks that say what they cover, while the stream job commits.
+        A lost connection inside is not retried: the retry would see another state.
+        """
+        if self._snapshot:
+            yield
+            return
+        conn = self.connection
+        with conn.cursor() as cur:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._snapshot = True
+        try:
+            yield
+        finally:
+            self._snapshot = False
+            if not conn.closed:
+                with conn.cursor() as cur:
+                    cur.execute("ROLLBACK")
 
     def state(self) -> dict[str, datetime]:
         """The serving marks: ``hours_rolled_until`` and ``kept_from.<table>``."""
