@@ -52,6 +52,7 @@ FILTERS = [
     Filters(type=["edit", "new"], bot=True),
 ]
 CASES = [(lb, end, f) for lb, end in WINDOWS for f in FILTERS]
+WIKI_COUNTERS = ("events", "edits", "new_pages", "bot_events", "bytes_added", "bytes_removed")
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,26 @@ def test_live_windows_from_running_totals_equal_reference(served: Served) -> Non
         frame = query.edits_per_user(served.reader, lookback, end=end)
         want = expect(ref.edits_per_user(rows))
         check(problems, f"edits_per_user {lookback} {end}", records(frame), want)
+    for lookback, end, kept in (
+        ("7d", just_after, True),
+        ("7d", later, True),
+        ("6d", later, False),
+    ):
+        rows = served.select(lookback, end, Filters())
+        label = f"{lookback} {end}"
+        frame = query.top_wikis(served.reader, lookback, end=end, n=300)
+        check(problems, f"top_wikis {label}", records(frame), expect(ref.top_wikis(rows, 300)))
+        check(
+            problems, f"top_wikis {label} sources", "wiki_running" in frame.attrs["sources"], kept
+        )
+        for column in ("language", "project"):
+            frame = query.QUERIES[f"top_{column}s"](served.reader, lookback, end=end, n=300)
+            want = expect(ref.top_groups(rows, column, 300))
+            check(problems, f"top {column}s {label}", records(frame), want)
+        frame = query.kpis(served.reader, lookback, end=end)
+        window = make_window(lookback, datetime.fromisoformat(end))
+        want = ref.kpis(rows, window.seconds)
+        check(problems, f"kpis {label}", records(frame, list(want))[0], expect([want])[0])
     assert not problems, "\n".join(problems)
 
 
@@ -355,7 +376,31 @@ def test_running_totals_equal_reference(served: Served) -> None:
             served.reader.table("running_marks")
         )
     )
-    assert len(marks) == 10
+    assert len(marks) == 11
+    wiki_marks = [m for m in marks if m[0] == "wiki"]
+    marks = [m for m in marks if m[0] != "wiki"]
+    keys = sql.SQL("wiki, server_name, project, language")
+    counters = sql.SQL(", ").join(sql.Identifier(c) for c in WIKI_COUNTERS)
+    for _, lookback, from_minute in wiki_marks:  # the minute rows are checked elsewhere
+        _, kept = served.reader.fetch(
+            sql.SQL("SELECT {}, {} FROM {} WHERE lookback = %(l)s ORDER BY 1, 2").format(
+                keys, counters, served.reader.table("wiki_running")
+            ),
+            {"l": lookback},
+        )
+        _, summed = served.reader.fetch(
+            sql.SQL(
+                "SELECT {k}, {s} FROM {t} WHERE window_start >= %(f)s GROUP BY {k} ORDER BY 1, 2"
+            ).format(
+                k=keys,
+                s=sql.SQL(", ").join(
+                    sql.SQL("bigsum({c})").format(c=sql.Identifier(c)) for c in WIKI_COUNTERS
+                ),
+                t=served.reader.table("wiki_minute"),
+            ),
+            {"f": from_minute},
+        )
+        assert kept == summed and kept
     far = datetime(9999, 1, 1, tzinfo=UTC)
     for family, lookback, from_minute in marks:
         rows = ref.select(served.events, from_minute, far, Filters())

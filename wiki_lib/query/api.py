@@ -117,14 +117,16 @@ def kpis(
     counts = measures(family, [*_KPI_COUNTS, "net_bytes"])
     wiki_family = family_for(req.filters, WIKI, ACTIVITY)
     users, user_span = _active_users(req)
-    statement = sql.SQL(
-        "SELECT c.*, w.active_wikis, u.active_users "
-        "FROM (SELECT {} FROM ({}) AS r) AS c, "
-        "(SELECT count(wiki) AS active_wikis "
-        "FROM (SELECT DISTINCT wiki FROM ({}) AS r) AS d) AS w, "
-        "({}) AS u"
-    ).format(counts, req.rows(family, span), req.rows(wiki_family, span), users)
-    columns, rows = reader.fetch(statement, req.params(span, user_span))
+    with reader.snapshot():
+        wikis, extra = _wiki_rows(req, wiki_family, span)
+        statement = sql.SQL(
+            "SELECT c.*, w.active_wikis, u.active_users "
+            "FROM (SELECT {} FROM ({}) AS r) AS c, "
+            "(SELECT count(wiki) AS active_wikis "
+            "FROM (SELECT DISTINCT wiki FROM ({}) AS r) AS d) AS w, "
+            "({}) AS u"
+        ).format(counts, req.rows(family, span), wikis, users)
+        columns, rows = reader.fetch(statement, req.params(span, user_span, **extra))
     frame = req.frame(columns, rows, {})
     frame.insert(0, "window_start", pd.Timestamp(req.window.start))
     frame.insert(1, "window_end", pd.Timestamp(req.window.end))
@@ -149,6 +151,18 @@ def kpis(
     out["active_users"] = out["active_users"].astype("Int64")
     out.attrs = frame.attrs
     return out
+
+
+def _wiki_rows(req: Request, family: Family, span: Span) -> tuple[sql.Composable, dict[str, Any]]:
+    """The window's wiki rows and their extra parameters: the running totals when they serve it.
+
+    Call inside :meth:`Reader.snapshot`, so the totals and their marks agree.
+    """
+    if family is WIKI and not req.filters.dimensions:
+        kept = running.find(req, WIKI)
+        if kept is not None:
+            return kept.window_rows(), kept.params()
+    return req.rows(family, span), {}
 
 
 def _active_users(req: Request) -> tuple[sql.Composable, Span]:
@@ -348,6 +362,14 @@ def top_wikis(
     req = request(reader, lookback, end, filters)
     span = req.span()
     family = family_for(req.filters, WIKI, ACTIVITY)
+    with reader.snapshot():
+        rows, extra = _wiki_rows(req, family, span)
+        return _top_wikis(req, family, span, rows, {**extra, "n": limit_rows(n)})
+
+
+def _top_wikis(
+    req: Request, family: Family, span: Span, wiki_rows: sql.Composable, extra: dict[str, Any]
+) -> pd.DataFrame:
     # Sum per wiki and host first (a hash aggregate), then pick each wiki's greatest host and
     # what derives from it over those few rows, instead of sorting every row by host.
     statement = sql.SQL(
@@ -360,12 +382,12 @@ def top_wikis(
         "FROM g GROUP BY wiki ORDER BY events DESC, wiki LIMIT %(n)s"
     ).format(
         measures(family, WIKI.counters),
-        req.rows(family, span),
+        wiki_rows,
         sql.SQL(", ").join(
             sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in WIKI.counters
         ),
     )
-    columns, rows = reader.fetch(statement, req.params(span, n=limit_rows(n)))
+    columns, rows = req.reader.fetch(statement, req.params(span, **extra))
     frame = req.frame(columns, rows, {c: "int64" for c in (*WIKI.counters, "total")})
     frame["share"] = share(frame["events"], frame["total"])
     return frame.drop(columns="total")
@@ -382,6 +404,19 @@ def _top_group(
     req = request(reader, lookback, end, filters)
     span = req.span()
     family = family_for(req.filters, WIKI, ACTIVITY)
+    with reader.snapshot():
+        wiki_rows, extra = _wiki_rows(req, family, span)
+        return _grouped(req, span, family, column, wiki_rows, {**extra, "n": limit_rows(n)})
+
+
+def _grouped(
+    req: Request,
+    span: Span,
+    family: Family,
+    column: str,
+    wiki_rows: sql.Composable,
+    extra: dict[str, Any],
+) -> pd.DataFrame:
     # one row per group and wiki first (hashable), so counting wikis needs no DISTINCT sort
     statement = sql.SQL(
         "WITH g AS (SELECT {col}, wiki, {} FROM ({}) AS r "
@@ -391,10 +426,10 @@ def _top_group(
         "FROM g GROUP BY {col} ORDER BY events DESC, {col} LIMIT %(n)s"
     ).format(
         measures(family, ["events", "edits"]),
-        req.rows(family, span),
+        wiki_rows,
         col=sql.Identifier(column),
     )
-    columns, rows = reader.fetch(statement, req.params(span, n=limit_rows(n)))
+    columns, rows = req.reader.fetch(statement, req.params(span, **extra))
     frame = req.frame(columns, rows, dict.fromkeys(("events", "edits", "wikis", "total"), "int64"))
     frame["share"] = share(frame["events"], frame["total"])
     return frame.drop(columns="total")

@@ -1,9 +1,10 @@
 """Exact top lists and per-user figures from the sliding-window totals (streaming/sql/V009).
 
-``page_running`` and ``user_running`` hold, per kept lookback, each page's and user's sums over
-the minutes from ``from_minute`` on. A window that ends after the newest minute written and
-starts at most :data:`MAX_GAP` after ``from_minute`` is served from them: its sums are the
-running totals minus the minutes in between (the gap), which this module subtracts.
+``page_running``, ``user_running`` and ``wiki_running`` (V010) hold, per kept lookback, each
+page's, user's and wiki's sums over the minutes from ``from_minute`` on. A window that ends
+after the newest minute written and starts at most :data:`MAX_GAP` after ``from_minute`` is
+served from them: its sums are the running totals minus the minutes in between (the gap),
+which this module subtracts.
 
 Top lists need no full scan: the totals are indexed by ``events`` descending, and subtracting
 the gap only lowers a total. So if the ``n``-th best corrected total of the candidates read
@@ -20,14 +21,30 @@ from typing import Any
 from psycopg2 import sql
 
 from wiki_lib.query.plan import Request
-from wiki_lib.query.tables import PAGE, USER, Family
+from wiki_lib.query.tables import PAGE, USER, WIKI, Family
 
 __all__ = ["MAX_GAP", "Running", "find"]
 
 MAX_GAP = timedelta(minutes=10)
 """Most minutes a running answer subtracts; beyond it plain aggregation costs about as much."""
 
-_TABLES = {PAGE.name: "page_running", USER.name: "user_running"}
+_TABLES = {PAGE.name: "page_running", USER.name: "user_running", WIKI.name: "wiki_running"}
+_NULLABLE = frozenset({"server_name", "language"})
+"""Key columns that may be NULL: matched through coalesce, which keeps the join hashable."""
+
+
+def _keys(family: Family) -> list[str]:
+    """The columns a running total is kept per: the minute table's, less time and counters."""
+    return [c for c in family.columns if c not in ("window_start", *family.counters)]
+
+
+def _matched(key: str) -> sql.Composable:
+    ident = sql.Identifier(key)
+    if key in _NULLABLE:
+        return sql.SQL("coalesce(g.{k}, '') = coalesce(r.{k}, '')").format(k=ident)
+    return sql.SQL("g.{k} = r.{k}").format(k=ident)
+
+
 _FIRST_READ = 4
 """Candidates read first, as a multiple of ``n``."""
 
@@ -52,7 +69,7 @@ class Running:
         Ordered as the list is (events descending, then keys in the database's collation).
         """
         reader = self.req.reader
-        keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.family.keys)
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in _keys(self.family))
         counters = self.family.counters
         statement = sql.SQL(
             "WITH gap AS (SELECT {keys}, {gap_sums} FROM {minute} "
@@ -92,8 +109,8 @@ class Running:
 
         Rows: the family's keys, its counters, then 0 (``max_missing``: nothing is left out).
         """
-        width = len(self.family.keys) + len(self.family.counters)
-        events = len(self.family.keys)  # events is the first counter
+        events = len(_keys(self.family))  # events is the first counter
+        width = events + len(self.family.counters)
 
         def best(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
             return [r[:width] for r in rows if r[events] > 0][:n]
@@ -108,22 +125,37 @@ class Running:
             answer = best(rows)
         return [(*r, 0) for r in answer]
 
-    def per_key(self, column: str) -> sql.Composable:
-        """``SELECT <column>`` per key over the window (keys with a positive value only)."""
-        keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.family.keys)
-        col = sql.Identifier(column)
+    def window_rows(self) -> sql.Composable:
+        """``SELECT`` every key with events in the window and its counters over the window."""
+        keys = _keys(self.family)
+        counters = self.family.counters
         self.req.sources.update({self.table, self.family.minute})
         return sql.SQL(
-            "SELECT r.{col} - coalesce(g.{col}, 0) AS {col} FROM {running} AS r "
-            "LEFT JOIN (SELECT {keys}, bigsum({col}) AS {col} FROM {minute} "
+            "SELECT {r_keys}, {corrected} FROM {running} AS r "
+            "LEFT JOIN (SELECT {keys}, {gap_sums} FROM {minute} "
             "WHERE window_start >= %(from_minute)s AND window_start < %(w_start)s "
-            "GROUP BY {keys}) AS g USING ({keys}) "
-            "WHERE r.lookback = %(lookback)s AND r.{col} - coalesce(g.{col}, 0) > 0"
+            "GROUP BY {keys}) AS g ON {on} "
+            "WHERE r.lookback = %(lookback)s AND r.events - coalesce(g.events, 0) > 0"
         ).format(
-            col=col,
-            keys=keys,
+            r_keys=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
+            keys=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
+            corrected=sql.SQL(", ").join(
+                sql.SQL("r.{c} - coalesce(g.{c}, 0) AS {c}").format(c=sql.Identifier(c))
+                for c in counters
+            ),
+            gap_sums=sql.SQL(", ").join(
+                sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in counters
+            ),
             running=self.req.reader.table(self.table),
             minute=self.req.reader.table(self.family.minute),
+            on=sql.SQL(" AND ").join(_matched(k) for k in keys),
+        )
+
+    def per_key(self, column: str) -> sql.Composable:
+        """``SELECT <column>`` per key over the window (keys with a positive value only)."""
+        col = sql.Identifier(column)
+        return sql.SQL("SELECT {c} FROM ({rows}) AS w WHERE {c} > 0").format(
+            c=col, rows=self.window_rows()
         )
 
     def params(self) -> dict[str, Any]:
