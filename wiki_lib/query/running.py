@@ -125,18 +125,21 @@ class Running:
             answer = best(rows)
         return [(*r, 0) for r in answer]
 
-    def window_rows(self) -> sql.Composable:
-        """``SELECT`` every key with events in the window and its counters over the window."""
+    def window_rows(self, counters: tuple[str, ...] | None = None) -> sql.Composable:
+        """``SELECT`` every key whose first counter is positive in the window, with ``counters``
+        (default: all of the family's) over the window."""
         keys = _keys(self.family)
-        counters = self.family.counters
+        counters = counters or self.family.counters
+        first = sql.Identifier(counters[0])
         self.req.sources.update({self.table, self.family.minute})
         return sql.SQL(
             "SELECT {r_keys}, {corrected} FROM {running} AS r "
             "LEFT JOIN (SELECT {keys}, {gap_sums} FROM {minute} "
             "WHERE window_start >= %(from_minute)s AND window_start < %(w_start)s "
             "GROUP BY {keys}) AS g ON {on} "
-            "WHERE r.lookback = %(lookback)s AND r.events - coalesce(g.events, 0) > 0"
+            "WHERE r.lookback = %(lookback)s AND r.{first} - coalesce(g.{first}, 0) > 0"
         ).format(
+            first=first,
             r_keys=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
             keys=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
             corrected=sql.SQL(", ").join(
@@ -152,11 +155,8 @@ class Running:
         )
 
     def per_key(self, column: str) -> sql.Composable:
-        """``SELECT <column>`` per key over the window (keys with a positive value only)."""
-        col = sql.Identifier(column)
-        return sql.SQL("SELECT {c} FROM ({rows}) AS w WHERE {c} > 0").format(
-            c=col, rows=self.window_rows()
-        )
+        """``SELECT`` each key and its ``column`` over the window, where that is positive."""
+        return self.window_rows((column,))
 
     def params(self) -> dict[str, Any]:
         """The parameters :meth:`per_key` uses."""
