@@ -9,9 +9,10 @@ Where the numbers come from, cheapest first:
 
 * no filter: the contract's per-minute tables (``traffic``, ``wiki``, ``namespace``, ``page``,
   ``user``), with their hourly roll-ups for the whole hours of long lookbacks; for windows
-  that reach the newest minute, top pages, top users and the edits histogram come from the
-  sliding-window totals (:mod:`wiki_lib.query.running`) and active users from each user's
-  last minute (``user_last_seen``), both exact;
+  that reach the newest minute, top pages, top users and the edits histogram (up to 24 hours)
+  and the week's wikis, languages, projects and active wikis come from the sliding-window
+  totals (:mod:`wiki_lib.query.running`), and active users from each user's last minute
+  (``user_last_seen``), all exact;
 * filters: ``activity_minute``/``activity_hour``, which carry every filter dimension;
 * figures that need individual users or pages under a filter the aggregates cannot express
   (top users by namespace, say) and the event feeds: ``recent_changes``, which keeps
