@@ -641,7 +641,7 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
     extra: dict[str, Any] = {}
     if kept is not None:
         table = USER.minute
-        per_user = kept.per_key("edits")
+        per_user = kept.window_rows(("edits",))
         extra = kept.params()
     elif not req.filters.dimensions:
         table = USER.minute

@@ -63,6 +63,21 @@ class Running:
         """The running-totals table of the family."""
         return _TABLES[self.family.name]
 
+    def _gap(self, counters: tuple[str, ...]) -> sql.Composable:
+        """Per key, the sums of ``counters`` over the minutes the totals hold before the window."""
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in _keys(self.family))
+        self.req.sources.update({self.table, self.family.minute})
+        return sql.SQL(
+            "SELECT {keys}, {sums} FROM {minute} "
+            "WHERE window_start >= %(from_minute)s AND window_start < %(w_start)s GROUP BY {keys}"
+        ).format(
+            keys=keys,
+            sums=sql.SQL(", ").join(
+                sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in counters
+            ),
+            minute=self.req.reader.table(self.family.minute),
+        )
+
     def _corrected(self, where: sql.Composable, limit: int | None) -> list[tuple[Any, ...]]:
         """Keys, their counters minus the gap's, and the stored events of the rows read.
 
@@ -72,19 +87,14 @@ class Running:
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in _keys(self.family))
         counters = self.family.counters
         statement = sql.SQL(
-            "WITH gap AS (SELECT {keys}, {gap_sums} FROM {minute} "
-            "WHERE window_start >= %(from_minute)s AND window_start < %(w_start)s "
-            "GROUP BY {keys}), "
+            "WITH gap AS ({gap}), "
             "top AS (SELECT * FROM {running} WHERE lookback = %(lookback)s AND {where} "
             "ORDER BY events DESC, {keys} {limit}) "
             "SELECT {keys}, {corrected}, top.events AS stored "
             "FROM top LEFT JOIN gap USING ({keys}) ORDER BY events DESC, {keys}"
         ).format(
             keys=keys,
-            gap_sums=sql.SQL(", ").join(
-                sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in counters
-            ),
-            minute=reader.table(self.family.minute),
+            gap=self._gap(counters),
             running=reader.table(self.table),
             where=where,
             limit=sql.SQL("" if limit is None else "LIMIT %(limit)s"),
@@ -93,10 +103,10 @@ class Running:
                 for c in counters
             ),
         )
-        self.req.sources.update({self.table, self.family.minute})
-        return reader.fetch(statement, self._params(limit=limit))[1]
+        return reader.fetch(statement, self.params(limit=limit))[1]
 
-    def _params(self, **extra: Any) -> dict[str, Any]:
+    def params(self, **extra: Any) -> dict[str, Any]:
+        """The parameters the statements of this answer use, with ``extra``."""
         return {
             "from_minute": self.from_minute,
             "w_start": self.req.window.start,
@@ -131,36 +141,21 @@ class Running:
         keys = _keys(self.family)
         counters = counters or self.family.counters
         first = sql.Identifier(counters[0])
-        self.req.sources.update({self.table, self.family.minute})
         return sql.SQL(
             "SELECT {r_keys}, {corrected} FROM {running} AS r "
-            "LEFT JOIN (SELECT {keys}, {gap_sums} FROM {minute} "
-            "WHERE window_start >= %(from_minute)s AND window_start < %(w_start)s "
-            "GROUP BY {keys}) AS g ON {on} "
+            "LEFT JOIN ({gap}) AS g ON {on} "
             "WHERE r.lookback = %(lookback)s AND r.{first} - coalesce(g.{first}, 0) > 0"
         ).format(
             first=first,
             r_keys=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
-            keys=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
+            gap=self._gap(counters),
             corrected=sql.SQL(", ").join(
                 sql.SQL("r.{c} - coalesce(g.{c}, 0) AS {c}").format(c=sql.Identifier(c))
                 for c in counters
             ),
-            gap_sums=sql.SQL(", ").join(
-                sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in counters
-            ),
             running=self.req.reader.table(self.table),
-            minute=self.req.reader.table(self.family.minute),
             on=sql.SQL(" AND ").join(_matched(k) for k in keys),
         )
-
-    def per_key(self, column: str) -> sql.Composable:
-        """``SELECT`` each key and its ``column`` over the window, where that is positive."""
-        return self.window_rows((column,))
-
-    def params(self) -> dict[str, Any]:
-        """The parameters :meth:`per_key` uses."""
-        return self._params()
 
 
 def find(req: Request, family: Family) -> Running | None:
