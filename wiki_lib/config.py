@@ -141,8 +141,13 @@ class ProducerSettings(_Section):
         description="User-Agent sent to Wikimedia (must name a contact)",
     )
     state_file: Path | None = Field(None, description="resume state (default: <state_dir>/...)")
-    linger_ms: int = Field(20, ge=0, description="Kafka producer linger.ms")
-    batch_size: int = Field(256 * 1024, ge=1, description="Kafka producer batch.size (bytes)")
+    linger_ms: int = Field(5, ge=0, description="Kafka producer linger.ms")
+    batch_size: int = Field(
+        1_000_000,
+        ge=1,
+        description="Kafka producer batch.size (uncompressed bytes; capped by the topic's "
+        "max.message.bytes)",
+    )
     compression: str = Field("lz4", description="Kafka compression type")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -326,6 +327,23 @@ def test_a_small_pre_existing_dead_letter_topic_gets_a_cut_copy_that_fits(
     assert record["size"] == len(payload)
     assert payload.startswith(record["original"])
     assert stats.failed == 0
+
+
+def test_batches_fit_a_raw_topic_with_a_small_message_limit(
+    ingest_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    kafka = ingest_settings.kafka
+    ensure_topics(
+        kafka.bootstrap, {kafka.topic_raw: TopicSpec(1, 1, {"max.message.bytes": "150000"})}
+    )
+    events = 3_000
+    caplog.set_level(logging.WARNING, logger="kafka")
+    with IngestProducer(ingest_settings, log_interval_s=3600) as producer:
+        assert producer.batch_size < 150_000 < ingest_settings.producer.batch_size
+        stats = producer.run(SyntheticSource(events, seed=5), progress=False)
+    assert stats.produced == events and stats.failed == 0
+    assert len(read_topic(kafka.bootstrap, kafka.topic_raw)) == events
+    assert not [r for r in caplog.records if "splitting batch" in r.getMessage()]
 
 
 def _cli_env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
