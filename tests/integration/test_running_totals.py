@@ -144,6 +144,17 @@ def _check_totals(m: Minutes) -> None:
         }
         want = m.sums(family, from_minute, datetime(9999, 1, 1, tzinfo=UTC))
         assert got == want, (family, lookback)
+        if family == "user":
+            bins: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+            for counters in want.values():
+                if counters[1] > 0:
+                    bins[counters[1].bit_length()][0] += 1
+                    bins[counters[1].bit_length()][1] += counters[1]
+            kept = m.fetch(
+                "SELECT bin, users, edits FROM {s}.user_edits_bins "
+                f"WHERE lookback = '{lookback.total_seconds():.0f} seconds' AND users <> 0"
+            )
+            assert {b: [u, e] for b, u, e in kept} == dict(bins), lookback
 
 
 def _random_rows(rng: random.Random, start: datetime, minutes_: int) -> tuple[list, list]:
@@ -211,6 +222,7 @@ def test_live_top_lists_equal_plain_sums(minutes: Minutes, settings: Settings) -
                 got = [tuple(r) for r in frame.drop(columns="max_missing").itertuples(index=False)]
                 assert got == _top(minutes.sums("user", start, end), n), (lookback, end_after, n)
             hist = query.edits_per_user(reader, lookback, end=end)
+            assert "user_edits_bins" in hist.attrs["sources"], (lookback, end_after)
             edits = [v[1] for v in minutes.sums("user", start, end).values() if v[1] > 0]
             assert hist["users"].sum() == len(edits) and hist["edits"].sum() == sum(edits)
             for row in hist.itertuples():
@@ -257,3 +269,13 @@ def test_a_snapshot_reads_one_state_while_a_writer_commits(
         with pytest.raises(QueryError), reader.snapshot():
             reader.fetch(sql.SQL("SELECT 1 / 0"))
         assert count() == before + 1  # the failed snapshot ended; the session goes on
+
+
+def test_edits_bin_is_the_bit_length(minutes: Minutes) -> None:
+    values = [1, 2, 3, 4, 7, 8, 1000, 2**31, 2**62 - 1, 2**62, 2**63 - 1]
+    got = minutes.fetch(
+        "SELECT v, {s}.edits_bin(v) FROM unnest(ARRAY[0, -5, "
+        + ", ".join(map(str, values))
+        + "]::bigint[]) AS v"
+    )
+    assert got == [(0, None), (-5, None), *((v, v.bit_length()) for v in values)]

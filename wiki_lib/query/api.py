@@ -616,9 +616,6 @@ def top_users(
     return req.frame(columns, rows, {c: "int64" for c in (*USER.counters, "max_missing")})
 
 
-_POWERS_OF_TWO = [2**i for i in range(63)]
-
-
 def edits_per_user(
     reader: Reader, lookback: Lookback = "15m", *, end: End = None, filters: Filters | None = None
 ) -> pd.DataFrame:
@@ -638,37 +635,38 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
     reader = req.reader
     span, wiki_span = req.span(hours=False, prefix="u"), req.span()
     kept = None if req.filters.dimensions else running.find(req, USER)
-    extra: dict[str, Any] = {}
     if kept is not None:
         table = USER.minute
-        per_user = kept.window_rows(("edits",))
-        extra = kept.params()
-    elif not req.filters.dimensions:
-        table = USER.minute
-        per_user = sql.SQL(
-            'SELECT bigsum(edits) AS edits FROM ({}) AS r GROUP BY "user" HAVING bigsum(edits) > 0'
-        ).format(req.rows(USER, span))
+        bins, params = running.edits_bins(kept), kept.params()
     else:
-        table = RECENT_CHANGES
-        per_user = sql.SQL(
-            "SELECT count(*) AS edits FROM {} WHERE {} AND type IN ('edit', 'new') "
-            'AND "user" IS NOT NULL AND {} GROUP BY "user"'
-        ).format(
-            reader.table(RECENT_CHANGES),
-            req.event_range(),
-            req.where(RECENT_CHANGES, wiki_span, req.filters),
-        )
+        if not req.filters.dimensions:
+            table = USER.minute
+            per_user = sql.SQL(
+                'SELECT bigsum(edits) AS edits FROM ({}) AS r GROUP BY "user" '
+                "HAVING bigsum(edits) > 0"
+            ).format(req.rows(USER, span))
+        else:
+            table = RECENT_CHANGES
+            per_user = sql.SQL(
+                "SELECT count(*) AS edits FROM {} WHERE {} AND type IN ('edit', 'new') "
+                'AND "user" IS NOT NULL AND {} GROUP BY "user"'
+            ).format(
+                reader.table(RECENT_CHANGES),
+                req.event_range(),
+                req.where(RECENT_CHANGES, wiki_span, req.filters),
+            )
+        bins = sql.SQL(
+            "SELECT edits_bin(edits) AS bin, count(*)::bigint AS users, bigsum(edits) AS edits "
+            "FROM ({}) AS p GROUP BY bin ORDER BY bin"
+        ).format(per_user)
+        params = req.params(span, wiki_span)
     if not req.complete(table):
         raise QueryError(
             f"edits per user needs {table}, which retention keeps from "
             f"{req.state[kept_from_key(table)]:%Y-%m-%d %H:%M} UTC; the window starts "
             f"{req.window.start:%Y-%m-%d %H:%M} UTC"
         )
-    statement = sql.SQL(
-        "SELECT width_bucket(edits, %(edges)s::bigint[]) AS bin, count(*)::bigint AS users, "
-        "bigsum(edits) AS edits FROM ({}) AS p GROUP BY bin ORDER BY bin"
-    ).format(per_user)
-    _, rows = reader.fetch(statement, req.params(span, wiki_span, edges=_POWERS_OF_TWO, **extra))
+    _, rows = reader.fetch(bins, params)
     found = {row[0]: row[1:] for row in rows}
     data = [
         (2 ** (b - 1), 2**b - 1, *found.get(b, (0, 0))) for b in range(1, max(found, default=0) + 1)

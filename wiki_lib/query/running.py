@@ -23,7 +23,7 @@ from psycopg2 import sql
 from wiki_lib.query.plan import Request
 from wiki_lib.query.tables import PAGE, USER, WIKI, Family
 
-__all__ = ["MAX_GAP", "Running", "find"]
+__all__ = ["MAX_GAP", "Running", "edits_bins", "find"]
 
 MAX_GAP = timedelta(minutes=10)
 """Most minutes a running answer subtracts; beyond it plain aggregation costs about as much."""
@@ -135,11 +135,10 @@ class Running:
             answer = best(rows)
         return [(*r, 0) for r in answer]
 
-    def window_rows(self, counters: tuple[str, ...] | None = None) -> sql.Composable:
-        """``SELECT`` every key whose first counter is positive in the window, with ``counters``
-        (default: all of the family's) over the window."""
+    def window_rows(self) -> sql.Composable:
+        """``SELECT`` every key with events in the window, with its counters over the window."""
         keys = _keys(self.family)
-        counters = counters or self.family.counters
+        counters = self.family.counters
         first = sql.Identifier(counters[0])
         return sql.SQL(
             "SELECT {r_keys}, {corrected} FROM {running} AS r "
@@ -156,6 +155,32 @@ class Running:
             running=self.req.reader.table(self.table),
             on=sql.SQL(" AND ").join(_matched(k) for k in keys),
         )
+
+
+def edits_bins(kept: Running) -> sql.Composable:
+    """``SELECT bin, users, edits`` of the window's edits histogram (V011), by bin.
+
+    The kept bins of ``kept``'s lookback, with every user who edited in the gap moved from
+    the bin of the stored total to the bin of the window's edits (or out, at none left).
+    """
+    if kept.family is not USER:
+        raise ValueError(f"edits bins are kept for users, not {kept.family.name}")
+    kept.req.sources.add("user_edits_bins")
+    return sql.SQL(
+        "WITH g AS ({gap}), "
+        "moved AS (SELECT r.edits AS total, r.edits - g.edits AS edits FROM g "
+        'JOIN {running} AS r ON r.lookback = %(lookback)s AND r."user" = g."user" '
+        "WHERE g.edits > 0), "
+        "d AS (SELECT bin, users, edits FROM {bins} WHERE lookback = %(lookback)s "
+        "UNION ALL SELECT edits_bin(total), -1, -total FROM moved "
+        "UNION ALL SELECT edits_bin(edits), 1, edits FROM moved WHERE edits > 0) "
+        "SELECT bin, bigsum(users), bigsum(edits) FROM d GROUP BY bin "
+        "HAVING bigsum(users) > 0 ORDER BY bin"
+    ).format(
+        gap=kept._gap(("edits",)),
+        running=kept.req.reader.table(kept.table),
+        bins=kept.req.reader.table("user_edits_bins"),
+    )
 
 
 def find(req: Request, family: Family) -> Running | None:
