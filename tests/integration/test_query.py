@@ -523,8 +523,8 @@ def test_injection_attempts_return_ordinary_results_and_change_nothing(served: S
 def test_query_api_reads_as_the_read_only_role(served: Served) -> None:
     conn = served.reader.connection
     with conn.cursor() as cur:
-        cur.execute("SELECT current_user")
-        assert cur.fetchone()[0] == served.settings.postgres.reader_user
+        cur.execute("SELECT current_user, current_setting('jit')")
+        assert cur.fetchone() == (served.settings.postgres.reader_user, "off")
         with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
             cur.execute(
                 sql.SQL("DELETE FROM {}.traffic_minute").format(sql.Identifier(served.schema))
