@@ -41,7 +41,7 @@ class Reader:
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
             # JIT compilation of a large aggregate costs 30 to 60 ms up front, the whole budget
-            # of a dashboard query, and on the synthetic week it made no query faster overall.
+            # of a dashboard query; on the synthetic week it sped up none that fit the budget.
             cur.execute("SET jit = off")
             cur.execute(
                 "SELECT set_config('statement_timeout', %s, false)",
