@@ -9,7 +9,7 @@
 -- The bin of a positive count: its bit length (1: 1, 2-3: 2, 4-7: 3, ...), found among the
 -- powers of two, so it is exact for every bigint (a floating-point logarithm is not); NULL for
 -- 0 and below (no bin). Not STRICT and a single expression, so the planner inlines it: a
--- call per row costs about 40 ns instead of 2.6 us.
+-- call per row costs about 0.15 us instead of 2.6 us.
 CREATE FUNCTION edits_bin(edits bigint) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN edits > 0 THEN width_bucket(edits, '{
@@ -32,35 +32,21 @@ CREATE TABLE user_edits_bins (
     PRIMARY KEY (lookback, bin)
 );
 
--- Transition tables: `added` (inserts, updates' new rows), `removed` (deletes, updates' old
--- rows). A branch is planned only when it runs, so each names only the tables its event has.
+-- Transition tables: `added` (inserts, updates' new rows) count in, `removed` (deletes,
+-- updates' old rows) count out. Each event has only its own, hence the statement is built.
 CREATE FUNCTION keep_edits_bins() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    gained constant text := 'SELECT lookback, edits, 1::bigint AS sign FROM added';
+    lost   constant text := 'SELECT lookback, edits, -1::bigint AS sign FROM removed';
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO user_edits_bins AS b (lookback, bin, users, edits)
-        SELECT lookback, edits_bin(edits), count(*), bigsum(edits)
-          FROM added WHERE edits > 0 GROUP BY 1, 2
-        ON CONFLICT (lookback, bin)
-        DO UPDATE SET users = b.users + EXCLUDED.users, edits = b.edits + EXCLUDED.edits;
-    ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO user_edits_bins AS b (lookback, bin, users, edits)
-        SELECT lookback, edits_bin(edits), -count(*), -bigsum(edits)
-          FROM removed WHERE edits > 0 GROUP BY 1, 2
-        ON CONFLICT (lookback, bin)
-        DO UPDATE SET users = b.users + EXCLUDED.users, edits = b.edits + EXCLUDED.edits;
-    ELSE
-        INSERT INTO user_edits_bins AS b (lookback, bin, users, edits)
-        SELECT lookback, bin, bigsum(users), bigsum(edits)
-          FROM (SELECT lookback, edits_bin(edits) AS bin, 1::bigint AS users, edits
-                  FROM added WHERE edits > 0
-                UNION ALL
-                SELECT lookback, edits_bin(edits), -1::bigint, -edits
-                  FROM removed WHERE edits > 0) AS d
-         GROUP BY 1, 2
-        ON CONFLICT (lookback, bin)
-        DO UPDATE SET users = b.users + EXCLUDED.users, edits = b.edits + EXCLUDED.edits;
-    END IF;
+    EXECUTE format(
+        'INSERT INTO user_edits_bins AS b (lookback, bin, users, edits) '
+        'SELECT lookback, edits_bin(edits), bigsum(sign), bigsum(sign * edits) FROM (%s) AS d '
+        'WHERE edits > 0 GROUP BY 1, 2 ON CONFLICT (lookback, bin) '
+        'DO UPDATE SET users = b.users + EXCLUDED.users, edits = b.edits + EXCLUDED.edits',
+        CASE TG_OP WHEN 'INSERT' THEN gained WHEN 'DELETE' THEN lost
+                   ELSE gained || ' UNION ALL ' || lost END);
     RETURN NULL;
 END
 $$;
