@@ -637,7 +637,7 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
     kept = None if req.filters.dimensions else running.find(req, USER)
     if kept is not None:
         table = USER.minute
-        bins, params = running.edits_bins(kept), kept.params()
+        bins, params = kept.edits_bins(), kept.params()
     else:
         if not req.filters.dimensions:
             table = USER.minute

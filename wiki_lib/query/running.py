@@ -23,7 +23,7 @@ from psycopg2 import sql
 from wiki_lib.query.plan import Request
 from wiki_lib.query.tables import PAGE, USER, WIKI, Family
 
-__all__ = ["MAX_GAP", "Running", "edits_bins", "find"]
+__all__ = ["MAX_GAP", "Running", "find"]
 
 MAX_GAP = timedelta(minutes=10)
 """Most minutes a running answer subtracts; beyond it plain aggregation costs about as much."""
@@ -139,13 +139,11 @@ class Running:
         """``SELECT`` every key with events in the window, with its counters over the window."""
         keys = _keys(self.family)
         counters = self.family.counters
-        first = sql.Identifier(counters[0])
         return sql.SQL(
             "SELECT {r_keys}, {corrected} FROM {running} AS r "
             "LEFT JOIN ({gap}) AS g ON {on} "
-            "WHERE r.lookback = %(lookback)s AND r.{first} - coalesce(g.{first}, 0) > 0"
+            "WHERE r.lookback = %(lookback)s AND r.events - coalesce(g.events, 0) > 0"
         ).format(
-            first=first,
             r_keys=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
             gap=self._gap(counters),
             corrected=sql.SQL(", ").join(
@@ -156,31 +154,30 @@ class Running:
             on=sql.SQL(" AND ").join(_matched(k) for k in keys),
         )
 
+    def edits_bins(self) -> sql.Composable:
+        """``SELECT bin, users, edits`` of the window's edits histogram (V011), by bin.
 
-def edits_bins(kept: Running) -> sql.Composable:
-    """``SELECT bin, users, edits`` of the window's edits histogram (V011), by bin.
-
-    The kept bins of ``kept``'s lookback, with every user who edited in the gap moved from
-    the bin of the stored total to the bin of the window's edits (or out, at none left).
-    """
-    if kept.family is not USER:
-        raise ValueError(f"edits bins are kept for users, not {kept.family.name}")
-    kept.req.sources.add("user_edits_bins")
-    return sql.SQL(
-        "WITH g AS ({gap}), "
-        "moved AS (SELECT r.edits AS total, r.edits - g.edits AS edits FROM g "
-        'JOIN {running} AS r ON r.lookback = %(lookback)s AND r."user" = g."user" '
-        "WHERE g.edits > 0), "
-        "d AS (SELECT bin, users, edits FROM {bins} WHERE lookback = %(lookback)s "
-        "UNION ALL SELECT edits_bin(total), -1, -total FROM moved "
-        "UNION ALL SELECT edits_bin(edits), 1, edits FROM moved WHERE edits > 0) "
-        "SELECT bin, bigsum(users), bigsum(edits) FROM d GROUP BY bin "
-        "HAVING bigsum(users) > 0 ORDER BY bin"
-    ).format(
-        gap=kept._gap(("edits",)),
-        running=kept.req.reader.table(kept.table),
-        bins=kept.req.reader.table("user_edits_bins"),
-    )
+        The kept bins of this lookback, with every user who edited in the gap moved from the
+        bin of the stored total to the bin of the window's edits (or out, at none left).
+        """
+        if self.family is not USER:
+            raise ValueError(f"edits bins are kept for users, not {self.family.name}")
+        self.req.sources.add("user_edits_bins")
+        return sql.SQL(
+            "WITH g AS ({gap}), "
+            "moved AS (SELECT r.edits AS total, r.edits - g.edits AS edits FROM g "
+            'JOIN {running} AS r ON r.lookback = %(lookback)s AND r."user" = g."user" '
+            "WHERE g.edits > 0), "
+            "d AS (SELECT bin, users, edits FROM {bins} WHERE lookback = %(lookback)s "
+            "UNION ALL SELECT edits_bin(total), -1, -total FROM moved "
+            "UNION ALL SELECT edits_bin(edits), 1, edits FROM moved WHERE edits > 0) "
+            "SELECT bin, bigsum(users), bigsum(edits) FROM d GROUP BY bin "
+            "HAVING bigsum(users) > 0 ORDER BY bin"
+        ).format(
+            gap=self._gap(("edits",)),
+            running=self.req.reader.table(self.table),
+            bins=self.req.reader.table("user_edits_bins"),
+        )
 
 
 def find(req: Request, family: Family) -> Running | None:
