@@ -32,26 +32,23 @@ __all__ = ["SyntheticSource", "Template", "build_templates"]
 log = logging.getLogger(__name__)
 
 _SLOTS = {"id": '"\\u0000ID"', "dt": '"\\u0000DT"', "ts": '"\\u0000TS"'}
-_SLOT_ORDER = ("id", "dt", "ts")
 _CHOICE_CHUNK = 4096
 
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A serialised event cut at its id/dt/timestamp values: ``parts[0] v parts[1] v ...``."""
+    """A serialised event as a bytes format string with ``%(id)s``, ``%(dt)s``, ``%(ts)s`` holes.
 
-    parts: tuple[bytes, ...]
-    slots: tuple[int, ...]
-    """For each hole, which value goes there: 0 = id, 1 = dt, 2 = timestamp."""
+    One ``%`` formatting call renders an event, about three times faster than joining the
+    pieces in Python; every other ``%`` of the event is escaped as ``%%``.
+    """
 
-    def render(self, values: tuple[bytes, bytes, bytes]) -> bytes:
-        """The event with ``values`` (already JSON-encoded) spliced into the holes."""
-        parts = self.parts
-        out = [parts[0]]
-        for i, slot in enumerate(self.slots, start=1):
-            out.append(values[slot])
-            out.append(parts[i])
-        return b"".join(out)
+    pattern: bytes
+
+    def render(self, values: dict[bytes, bytes]) -> bytes:
+        """The event with ``values`` (already JSON-encoded, keyed ``b"id"``, ``b"dt"``,
+        ``b"ts"``) put into the holes."""
+        return self.pattern % values
 
 
 def _template(data: bytes) -> Template:
@@ -61,19 +58,10 @@ def _template(data: bytes) -> Template:
     meta["dt"] = "\0DT"
     if "timestamp" in obj:
         obj["timestamp"] = "\0TS"
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    holes = sorted(
-        (text.index(_SLOTS[name]), _SLOT_ORDER.index(name))
-        for name in _SLOT_ORDER
-        if _SLOTS[name] in text
-    )
-    parts: list[bytes] = []
-    cursor = 0
-    for at, slot in holes:
-        parts.append(text[cursor:at].encode())
-        cursor = at + len(_SLOTS[_SLOT_ORDER[slot]])
-    parts.append(text[cursor:].encode())
-    return Template(tuple(parts), tuple(slot for _, slot in holes))
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("%", "%%")
+    for name, hole in _SLOTS.items():
+        text = text.replace(hole, f"%({name})s")
+    return Template(text.encode())
 
 
 def build_templates(corpus: Sequence[str | Path]) -> list[Template]:
@@ -174,8 +162,12 @@ class SyntheticSource(Source):
                 wait = started + (at_us - start_us) / 1e6 / self.speed - time.monotonic()
                 if wait > 0 and self._closed.wait(wait):
                     return
-            values = (b'"%s%012x"' % (prefix, i), b'%s.%06dZ"' % (dt_prefix, at_us % 1_000_000), ts)
-            yield RawEvent(templates[picks.pop()].render(values), str(i), self.name)
+            values = {
+                b"id": b'"%s%012x"' % (prefix, i),
+                b"dt": b'%s.%06dZ"' % (dt_prefix, at_us % 1_000_000),
+                b"ts": ts,
+            }
+            yield RawEvent(templates[picks.pop()].pattern % values, str(i), self.name)
             i += 1
 
     def close(self) -> None:
