@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from wiki_lib.errors import ValidationError
-from wiki_lib.events import MAX_EVENT_BYTES, event_time, parse_iso_time, validate
+from wiki_lib.events import (
+    MAX_EVENT_BYTES,
+    Event,
+    _fast_check,
+    _hot_path,
+    _parse,
+    event_time,
+    parse_iso_time,
+    validate,
+)
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 if not DATA.exists():
@@ -204,3 +213,49 @@ def test_strict_mode_applies_the_official_schema() -> None:
     validate(legacy)
     assert reason_of(legacy, strict=True).startswith("schema:")
     assert reason_of(mutate("patrolled", "no"), strict=True) == "schema:patrolled"
+
+
+def _slow_path(data: bytes) -> Event | None:
+    try:
+        obj = _parse(data)
+    except ValidationError:
+        return None
+    return _fast_check(obj) if type(obj) is dict else None
+
+
+def _variants() -> list[bytes]:
+    """Breakages of every kind the msgspec hot path could judge differently from orjson."""
+    good = encode(GOOD)
+    variants = [good, good.replace(b'"Example"', b'"Exa\\ud800mple"')]
+    wrong_values: list[Any] = [None, 1, 1.5, 10**30, True, "", "s", [], {}]
+    paths = [*GOOD.keys(), *(f"meta.{k}" for k in GOOD["meta"]), "length.old", "length.new"]
+    for path in paths:
+        variants.extend(mutate(path, value) for value in [..., *wrong_values])
+    extra = [
+        b'"x":"\xff\xfe"',  # invalid UTF-8 in a field the hot path skips
+        b'"x":"\xed\xa0\x80"',  # an encoded surrogate
+        b'"x":"\xc0\xaf"',  # an overlong encoding
+        b'"x":"a\x01b"',  # a raw control character
+        b'"x":1e400',
+        b'"x":NaN',
+        b'"x":[1,]',
+        b'"wiki":5',  # duplicate keys: the last one counts
+        b'"wiki":"dewiki"',
+        b'"meta":{"id":"other"}',
+        b'"timestamp":"later"',
+    ]
+    variants.extend(good[:-1] + b"," + field + b"}" for field in extra)
+    variants.extend(b"{" + field + b"," + good[1:] for field in extra)
+    return variants
+
+
+def test_the_hot_path_accepts_only_what_the_slow_path_accepts_and_agrees() -> None:
+    corpus = corpus_lines("recentchange") + corpus_lines("recentchange_legacy")
+    served = 0
+    for data in [*corpus, *_variants()]:
+        hot = _hot_path(data)
+        if hot is not None:
+            served += 1
+            assert hot == _slow_path(data), data[:200]
+    assert sum(_hot_path(line) is not None for line in corpus) >= 0.99 * len(corpus)
+    assert served > len(corpus)
