@@ -13,7 +13,13 @@ from typing import Any
 
 from wiki_lib.commands._common import add_command, plain_flag, print_json, setting_flag
 from wiki_lib.config import Settings
-from wiki_lib.producer import EventFilter, IngestProducer, resume_state, source_from_spec
+from wiki_lib.producer import (
+    EventFilter,
+    IngestProducer,
+    freeze_startup_heap,
+    resume_state,
+    source_from_spec,
+)
 from wiki_lib.sources import DEFAULT_CORPUS, Source
 
 __all__ = ["build_source", "register"]
@@ -60,6 +66,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
         log_interval_s=args.log_interval,
     )
     previous = signal.signal(signal.SIGTERM, lambda *_: producer.stop())
+    freeze_startup_heap()
     try:
         with producer:
             try:
