@@ -2,8 +2,9 @@
 
 Every figure is end to end: records read from the source, validated, routed, and
 acknowledged by the broker (``acks=all``, idempotent), measured over the whole run including
-the final flush. Kafka's ``ProducerPerformance`` with records of the corpus's mean size shows
-what the broker and the JVM client manage on the same machine, i.e. the ceiling.
+the final flush. Kafka's ``ProducerPerformance``, sending the corpus's own events with the same
+producer settings (acks, idempotence, compression, linger, batch size), shows what the broker
+and the JVM client manage on the same machine, i.e. the ceiling.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import multiprocessing
 import re
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,7 +25,7 @@ from wiki_lib.config import Settings
 from wiki_lib.errors import PrerequisiteError, SinkError
 from wiki_lib.jvm import broker_classpath
 from wiki_lib.kafka_admin import delete_topics, ensure_topics, ingest_topic_specs
-from wiki_lib.producer import IngestProducer
+from wiki_lib.producer import IngestProducer, freeze_startup_heap
 from wiki_lib.sources import DEFAULT_CORPUS, ReplaySource, Source, SyntheticSource
 
 __all__ = ["ingest", "kafka_producer_perf"]
@@ -44,8 +46,10 @@ def _topics(settings: Settings, label: str) -> Settings:
 
 
 def _run(settings: Settings, source: Source, events: int) -> dict[str, Any]:
-    """One producer run; wall-clock bounds let parallel runs be added up."""
+    """One producer run as ``wikipulse produce`` makes it (startup heap frozen); wall-clock
+    bounds let parallel runs be added up."""
     with IngestProducer(settings, create_topics=False, log_interval_s=3600) as producer:
+        freeze_startup_heap()
         started = time.time()
         stats = producer.run(source, max_events=events, progress=False)
         finished = time.time()
@@ -65,31 +69,41 @@ def _rate(runs: Sequence[dict[str, Any]]) -> float:
 
 
 def kafka_producer_perf(
-    settings: Settings, topic: str, records: int, record_size: int
+    settings: Settings, topic: str, records: int, payloads: Sequence[bytes]
 ) -> dict[str, Any]:
-    """Kafka's ``ProducerPerformance`` (acks=all, unthrottled) into ``topic``."""
-    cmd = [
-        settings.jvm.java,
-        "-Xmx512m",
-        "-cp",
-        broker_classpath(settings.jvm),
-        "org.apache.kafka.tools.ProducerPerformance",
-        "--topic",
-        topic,
-        "--num-records",
-        str(records),
-        "--record-size",
-        str(record_size),
-        "--throughput",
-        "-1",
-        "--producer-props",
-        f"bootstrap.servers={settings.kafka.bootstrap}",
-        "acks=all",
-    ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PrerequisiteError(f"running Kafka's ProducerPerformance failed: {exc}") from exc
+    """Kafka's ``ProducerPerformance`` (unthrottled) sending ``payloads`` (picked at random)
+    into ``topic`` with the settings our producer uses, so that compression sees real events.
+    """
+    cfg = settings.producer
+    with tempfile.NamedTemporaryFile(prefix="perf-payloads-", suffix=".jsonl") as file:
+        file.write(b"\n".join(payloads))
+        file.flush()
+        cmd = [
+            settings.jvm.java,
+            "-Xmx512m",
+            "-cp",
+            broker_classpath(settings.jvm),
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            topic,
+            "--num-records",
+            str(records),
+            "--payload-file",
+            file.name,
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={settings.kafka.bootstrap}",
+            "acks=all",
+            "enable.idempotence=true",
+            f"compression.type={cfg.compression or 'none'}",
+            f"linger.ms={cfg.linger_ms}",
+            f"batch.size={cfg.batch_size}",
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PrerequisiteError(f"running Kafka's ProducerPerformance failed: {exc}") from exc
     matches = list(_PERF_LINE.finditer(proc.stdout))
     if proc.returncode != 0 or not matches:
         raise SinkError(
@@ -137,8 +151,8 @@ def ingest(
 
     try:
         replay = ReplaySource(patterns, loop=True)
-        sizes = [len(raw.data) for _, raw in replay.records()]
-        figures["mean_event_bytes"] = round(sum(sizes) / len(sizes))
+        payloads = [raw.data for _, raw in replay.records()]
+        figures["mean_event_bytes"] = round(sum(map(len, payloads)) / len(payloads))
         figures["replay_events_per_s"] = _rate([_run(fresh("replay"), replay, events)])
 
         generator = SyntheticSource(events, corpus=patterns, seed=1)
@@ -165,9 +179,7 @@ def ingest(
 
         if perf_tool:
             perf = fresh("perf")
-            figures.update(
-                kafka_producer_perf(perf, perf.kafka.topic_raw, events, figures["mean_event_bytes"])
-            )
+            figures.update(kafka_producer_perf(perf, perf.kafka.topic_raw, events, payloads))
     finally:
         if cleanup and created:
             delete_topics(settings.kafka.bootstrap, created)
