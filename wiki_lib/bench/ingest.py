@@ -45,15 +45,54 @@ def _topics(settings: Settings, label: str) -> Settings:
     )
 
 
+def _machine_ticks() -> tuple[int, int] | None:
+    """(stolen, all) CPU ticks of the machine so far, from Linux's /proc/stat (else None).
+
+    Stolen ticks are those the hypervisor gave to other guests while this one wanted to run.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def _run(settings: Settings, source: Source, events: int) -> dict[str, Any]:
-    """One producer run as ``wikipulse produce`` makes it (startup heap frozen); wall-clock
-    bounds let parallel runs be added up."""
+    """One producer run as ``wikipulse produce`` makes it (startup heap frozen).
+
+    Wall-clock bounds let parallel runs be added up; the process's CPU time (every thread)
+    gives the events per second of one core, and the stolen share of the machine's CPU says
+    whether other guests of the host slowed the run down.
+    """
     with IngestProducer(settings, create_topics=False, log_interval_s=3600) as producer:
         freeze_startup_heap()
+        ticks = _machine_ticks()
+        cpu = time.process_time()
         started = time.time()
         stats = producer.run(source, max_events=events, progress=False)
         finished = time.time()
-    return {"produced": stats.produced, "started": started, "finished": finished}
+        cpu = time.process_time() - cpu
+        after = _machine_ticks()
+    stolen = None
+    if ticks is not None and after is not None and after[1] > ticks[1]:
+        stolen = (after[0] - ticks[0]) / (after[1] - ticks[1])
+    return {
+        "produced": stats.produced,
+        "started": started,
+        "finished": finished,
+        "cpu_s": cpu,
+        "stolen_share": stolen,
+    }
+
+
+def _cpu_figures(label: str, run: dict[str, Any]) -> dict[str, Any]:
+    """Events per CPU second of one run's process, and the CPU share stolen meanwhile."""
+    stolen = run["stolen_share"]
+    return {
+        f"{label}_events_per_cpu_s": round(run["produced"] / run["cpu_s"], 1),
+        f"{label}_stolen_cpu_share": None if stolen is None else round(stolen, 3),
+    }
 
 
 def _synthetic_worker(
@@ -153,7 +192,9 @@ def ingest(
         replay = ReplaySource(patterns, loop=True)
         payloads = [raw.data for _, raw in replay.records()]
         figures["mean_event_bytes"] = round(sum(map(len, payloads)) / len(payloads))
-        figures["replay_events_per_s"] = _rate([_run(fresh("replay"), replay, events)])
+        replayed = _run(fresh("replay"), replay, events)
+        figures["replay_events_per_s"] = _rate([replayed])
+        figures.update(_cpu_figures("replay", replayed))
 
         generator = SyntheticSource(events, corpus=patterns, seed=1)
         started = time.perf_counter()
@@ -162,6 +203,7 @@ def ingest(
         figures["synthetic_generate_per_s"] = round(events / (time.perf_counter() - started), 1)
         single = _synthetic_worker(fresh("synth"), patterns, events, seed=2)
         figures["synthetic_events_per_s"] = _rate([single])
+        figures.update(_cpu_figures("synthetic", single))
 
         parallel = fresh("synthpar")
         share = events // workers
