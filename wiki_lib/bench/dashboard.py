@@ -40,7 +40,7 @@ from typing import Any
 from psycopg2 import sql
 
 from wiki_lib import db, query
-from wiki_lib.bench.query import _HOURS, _MINUTES, _TABLES, _WIKIS
+from wiki_lib.bench.serving_data import HOURS_SQL, MINUTES_SQL, TABLE_SQL, WIKIS_SQL
 from wiki_lib.config import Settings, settings_env
 from wiki_lib.dashboard.params import ViewParams
 from wiki_lib.dashboard.snapshot import Snapshot, take_snapshot
@@ -174,9 +174,9 @@ def _minute_tables(cur: Any, schema: str, first: datetime, minutes: int, rate: f
     """``minutes`` minutes from ``first`` into every ``*_minute`` table (existing rows kept)."""
     for name, (rows, share) in _PER_MINUTE.items():
         top = _ENTITY_TOP.get(name, int(rate * 60 * share))
-        statement = _TABLES[name].format(
+        statement = TABLE_SQL[name].format(
             t=f"{schema}.{name}",
-            time=_MINUTES.format(n=minutes - 1),
+            time=MINUTES_SQL.format(n=minutes - 1),
             rows=rows,
             top=top,
             scale=60,
@@ -201,7 +201,7 @@ def load_live_data(
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SET LOCAL synchronous_commit = off")
-            cur.execute(_WIKIS)
+            cur.execute(WIKIS_SQL)
             _minute_tables(cur, schema, minute_end - timedelta(minutes=minutes - 1), minutes, rate)
             for name, (rows, share) in _PER_MINUTE.items():
                 hour = name.replace("_minute", "_hour")
@@ -210,9 +210,9 @@ def load_live_data(
                 if name in ("page_minute", "user_minute"):
                     hour_rows = min(rows * 4, settings.retention.top_k_per_hour)
                 cur.execute(
-                    _TABLES[name].format(
+                    TABLE_SQL[name].format(
                         t=f"{schema}.{hour}",
-                        time=_HOURS.format(n=whole_hours - 1),
+                        time=HOURS_SQL.format(n=whole_hours - 1),
                         rows=1 if name == "traffic_minute" else hour_rows,
                         top=top * 60,
                         scale=3600,
@@ -296,7 +296,7 @@ class Feeder:
         conn = db.connect(self.settings.postgres, "admin")
         try:
             with conn, conn.cursor() as cur:
-                cur.execute(_WIKIS)  # a temporary table: one per connection
+                cur.execute(WIKIS_SQL)  # a temporary table: one per connection
             while not self._stop.wait(2.0):
                 try:
                     self._feed(conn)

@@ -28,7 +28,7 @@ from wiki_lib.kafka_admin import delete_topics, ensure_topics, ingest_topic_spec
 from wiki_lib.producer import IngestProducer, freeze_startup_heap
 from wiki_lib.sources import DEFAULT_CORPUS, ReplaySource, Source, SyntheticSource
 
-__all__ = ["ingest", "kafka_producer_perf"]
+__all__ = ["ingest", "kafka_producer_perf", "synthetic_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,11 @@ def _cpu_figures(label: str, run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _synthetic_worker(
+def synthetic_worker(
     settings: Settings, corpus: list[str], events: int, seed: int
 ) -> dict[str, Any]:
+    """One producer run of ``events`` synthetic events; module level, so that a process pool
+    can start it (the stream benchmark loads its topic this way too)."""
     return _run(settings, SyntheticSource(events, corpus=corpus, seed=seed), events)
 
 
@@ -201,7 +203,7 @@ def ingest(
         for _ in generator:
             pass
         figures["synthetic_generate_per_s"] = round(events / (time.perf_counter() - started), 1)
-        single = _synthetic_worker(fresh("synth"), patterns, events, seed=2)
+        single = synthetic_worker(fresh("synth"), patterns, events, seed=2)
         figures["synthetic_events_per_s"] = _rate([single])
         figures.update(_cpu_figures("synthetic", single))
 
@@ -210,7 +212,7 @@ def ingest(
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             runs = list(
                 pool.map(
-                    _synthetic_worker,
+                    synthetic_worker,
                     [parallel] * workers,
                     [patterns] * workers,
                     [share] * workers,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg2 import sql
 
 from wiki_lib import db
-from wiki_lib.bench.ingest import _synthetic_worker
+from wiki_lib.bench.ingest import synthetic_worker
 from wiki_lib.config import Settings
 from wiki_lib.kafka_admin import delete_topics, ensure_topics, ingest_topic_specs
 from wiki_lib.lake import batch_files
@@ -114,7 +114,7 @@ def throughput(
         ) as pool:
             runs = list(
                 pool.map(
-                    _synthetic_worker,
+                    synthetic_worker,
                     [bench] * producers,
                     [corpus] * producers,
                     [share] * producers,
