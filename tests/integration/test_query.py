@@ -31,6 +31,7 @@ from wiki_lib.batch import recompute_day
 from wiki_lib.config import Settings
 from wiki_lib.maintenance import rollup
 from wiki_lib.query import Filters, QueryError
+from wiki_lib.query.tables import PAGE, USER
 from wiki_lib.query.window import bucket_starts, make_window
 from wiki_lib.stream.job import StreamJob
 from wiki_lib.testing.oracle import deduplicated_events, load_events
@@ -362,6 +363,12 @@ def test_live_windows_from_running_totals_equal_reference(served: Served) -> Non
             frame = query.QUERIES[f"top_{column}s"](served.reader, lookback, end=end, n=300)
             want = expect(ref.top_groups(rows, column, 300))
             check(problems, f"top {column}s {label}", records(frame), want)
+        for name, compute in (("top_pages", ref.top_pages), ("top_users", ref.top_users)):
+            for n in (3, 10):
+                frame = query.QUERIES[name](served.reader, lookback, end=end, n=n)
+                check(problems, f"{name} {n} {label}", records(frame), expect(compute(rows, n)))
+                table = f"{name[4:-1]}_hour_running"
+                check(problems, f"{name} {label} sources", table in frame.attrs["sources"], kept)
         frame = query.kpis(served.reader, lookback, end=end)
         window = make_window(lookback, datetime.fromisoformat(end))
         want = ref.kpis(rows, window.seconds)
@@ -376,15 +383,21 @@ def test_running_totals_equal_reference(served: Served) -> None:
             served.reader.table("running_marks")
         )
     )
-    assert len(marks) == 11
-    wiki_marks = [m for m in marks if m[0] == "wiki"]
-    marks = [m for m in marks if m[0] != "wiki"]
-    keys = sql.SQL("wiki, server_name, project, language")
-    counters = sql.SQL(", ").join(sql.Identifier(c) for c in WIKI_COUNTERS)
-    for _, lookback, from_minute in wiki_marks:  # the minute rows are checked elsewhere
+    assert len(marks) == 13
+    # family: running table, keys, counters; their source rows are checked elsewhere
+    summed_families = {
+        "wiki": ("wiki_running", "wiki, server_name, project, language", WIKI_COUNTERS),
+        "page_hour": ("page_hour_running", "wiki, title", PAGE.counters),
+        "user_hour": ("user_hour_running", '"user"', USER.counters),
+    }
+    for family, lookback, from_minute in marks:
+        if family not in summed_families:
+            continue
+        table, keys, names = summed_families[family]
+        counters = sql.SQL(", ").join(sql.Identifier(c) for c in names)
         _, kept = served.reader.fetch(
             sql.SQL("SELECT {}, {} FROM {} WHERE lookback = %(l)s ORDER BY 1, 2").format(
-                keys, counters, served.reader.table("wiki_running")
+                sql.SQL(keys), counters, served.reader.table(table)
             ),
             {"l": lookback},
         )
@@ -392,15 +405,16 @@ def test_running_totals_equal_reference(served: Served) -> None:
             sql.SQL(
                 "SELECT {k}, {s} FROM {t} WHERE window_start >= %(f)s GROUP BY {k} ORDER BY 1, 2"
             ).format(
-                k=keys,
+                k=sql.SQL(keys),
                 s=sql.SQL(", ").join(
-                    sql.SQL("bigsum({c})").format(c=sql.Identifier(c)) for c in WIKI_COUNTERS
+                    sql.SQL("bigsum({c})").format(c=sql.Identifier(c)) for c in names
                 ),
-                t=served.reader.table("wiki_minute"),
+                t=served.reader.table(family if family != "wiki" else "wiki_minute"),
             ),
             {"f": from_minute},
         )
-        assert kept == summed and kept
+        assert kept == summed and kept, family
+    marks = [m for m in marks if m[0] not in summed_families]
     far = datetime(9999, 1, 1, tzinfo=UTC)
     for family, lookback, from_minute in marks:
         rows = ref.select(served.events, from_minute, far, Filters())

@@ -279,3 +279,139 @@ def test_edits_bin_is_the_bit_length(minutes: Minutes) -> None:
         + "]::bigint[]) AS v"
     )
     assert got == [(0, None), (-5, None), *((v, v.bit_length()) for v in values)]
+
+
+HOUR = timedelta(hours=1)
+
+
+def _write_hours(
+    m: Minutes,
+    pages: list[tuple[Any, ...]],
+    users: list[tuple[Any, ...]],
+    rolled: datetime | None = None,
+) -> None:
+    """Hour rows as the roll-up writes them (plain inserts), and the roll-up's mark: after the
+    newest hour written, or ``rolled`` (the batch layer rolls up hours beyond the mark)."""
+    with db.transaction(m.s.postgres, "writer") as conn, conn.cursor() as cur:
+        for table, rows in (("page_hour", pages), ("user_hour", users)):
+            if rows:
+                cur.execute(
+                    sql.SQL("INSERT INTO {} VALUES {}").format(
+                        m._table(table), sql.SQL(", ").join(sql.Literal(tuple(r)) for r in rows)
+                    )
+                )
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} AS s (key, at) VALUES ('hours_rolled_until', %s) "
+                "ON CONFLICT (key) DO UPDATE SET at = EXCLUDED.at"
+            ).format(m._table("serving_state")),
+            (rolled or max(r[0] for r in pages) + HOUR,),
+        )
+
+
+def _hour_rows(rng: random.Random, first: datetime, hours: int) -> tuple[list, list]:
+    pages, users = [], []
+    for h in range(hours):
+        ws = first + h * HOUR
+        for title in rng.sample(range(50), 12):
+            n = rng.choice((1, 2, 3, 8, 20)) + (30 if title < 3 else 0)
+            pages.append((ws, f"w{title % 2}", f"Page {title}", n, 10 * n, n))
+        for user in rng.sample(range(30), 8):
+            n = rng.choice((1, 4, 9, 40))
+            users.append((ws, f"User {user}", n, n // 2, n if user < 4 else 0, 5 * n, n))
+    return pages, users
+
+
+def _sums(rows: list[tuple[Any, ...]], keys: int, start: datetime, end: datetime) -> dict:
+    out: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * (len(rows[0]) - keys - 1))
+    for ws, *rest in rows:
+        if start <= ws < end:
+            key = tuple(rest[:keys])
+            out[key] = [a + b for a, b in zip(out[key], rest[keys:], strict=True)]
+    return dict(out)
+
+
+def test_week_top_lists_from_hour_totals_equal_plain_sums(
+    minutes: Minutes, settings: Settings
+) -> None:
+    """Whole hours from the seven-day totals, minutes before and after them added per key."""
+    rng = random.Random(5)
+    hour_pages, hour_users = _hour_rows(rng, T0, 171)  # hours T0 .. T0 + 170 h
+    _write_hours(minutes, hour_pages[:1500], hour_users[:1000])
+    _write_hours(minutes, hour_pages[1500:], hour_users[1000:])  # older hours leave the week
+    rolled = T0 + 171 * HOUR
+    head_pages, head_users = _random_rows(rng, T0 + 3 * HOUR + 20 * MINUTE, 40)
+    tail_pages, tail_users = _random_rows(rng, rolled, 25)
+    minutes.upsert(head_pages + tail_pages, head_users + tail_users)
+    marks = minutes.fetch(
+        "SELECT family, newest, from_minute FROM {s}.running_marks "
+        "WHERE family IN ('page_hour', 'user_hour') ORDER BY 1"
+    )
+    assert marks == [
+        (f, T0 + 170 * HOUR, T0 + 2 * HOUR + MINUTE) for f in ("page_hour", "user_hour")
+    ]
+    for family, table, rows, keys in (
+        ("page", "page_hour_running", hour_pages, 2),
+        ("user", "user_hour_running", hour_users, 1),
+    ):
+        got = minutes.fetch(f"SELECT * FROM {{s}}.{table}")
+        want = _sums(rows, keys, T0 + 3 * HOUR, rolled)
+        assert {tuple(r[1 : 1 + keys]): list(r[1 + keys :]) for r in got} == want, family
+    # the batch layer's roll-up of the current hour, beyond the mark: the totals hold it, the
+    # answers must not (the hour's minutes serve it)
+    late_pages, late_users = _hour_rows(rng, rolled, 1)
+    _write_hours(minutes, late_pages, late_users, rolled=rolled)
+
+    def expected(family: str, start: datetime, end: datetime, n: int) -> list[tuple[Any, ...]]:
+        rows, keys = (hour_pages, 2) if family == "page" else (hour_users, 1)
+        h0 = start + (T0 - start) % HOUR
+        total = _sums(rows, keys, h0, min(end, rolled))
+        for a, b in ((start, h0), (rolled, end)):
+            for key, counters in minutes.sums(family, a, b).items():
+                have = total.get(key, [0] * len(counters))
+                total[key] = [x + y for x, y in zip(have, counters, strict=True)]
+        return _top(total, n)
+
+    with query.connect(settings, schema=minutes.schema) as reader:
+        for lookback, end in (
+            ("7d", rolled + 25 * MINUTE),  # head 40 minutes, tail 25 minutes
+            ("7d", rolled),  # the totals moved past its first hour (the late hour): summed
+            ("6d23h", rolled),  # no minutes at all
+            ("6d20h", rolled + 3 * MINUTE),  # a four-hour gap; tail minutes summed whole
+            ("3d", rolled + 25 * MINUTE),  # too long a gap: summed
+        ):
+            start = end - parse_duration(lookback)
+            for n in (1, 3, 10, 60):
+                for family, function, table in (
+                    ("page", query.top_pages, "page_hour_running"),
+                    ("user", query.top_users, "user_hour_running"),
+                ):
+                    frame = function(reader, lookback, end=end, n=n)
+                    assert (frame["max_missing"] == 0).all()
+                    got = [
+                        tuple(r) for r in frame.drop(columns="max_missing").itertuples(index=False)
+                    ]
+                    assert got == expected(family, start, end, n), (family, lookback, end, n)
+                    from_hours = table in frame.attrs["sources"]
+                    assert not from_hours or lookback != "3d"
+                    summed = lookback == "3d" or (lookback, end) == ("7d", rolled)
+                    assert from_hours != summed, (lookback, end)
+
+
+def test_a_key_busy_only_before_the_window_sends_the_week_list_to_plain_sums(
+    minutes: Minutes, settings: Settings
+) -> None:
+    """Pages whose stored week total comes from the hour before the window rank first there."""
+    pages = [(T0 + 3 * HOUR, "w", f"A{i}", 600, 0, 0) for i in range(8)]
+    pages += [(T0 + h * HOUR, "w", t, 3, 0, 0) for h in range(4, 171) for t in ("B", "C")]
+    pages += [(T0 + 170 * HOUR, "w", f"A{i}", 1, 0, 0) for i in range(8)]
+    _write_hours(minutes, pages, [(T0 + 170 * HOUR, "U", 1, 1, 0, 0, 0)])
+    end = T0 + 171 * HOUR + MINUTE  # window hours from T0 + 4 h; the totals hold T0 + 3 h
+    with query.connect(settings, schema=minutes.schema) as reader:
+        frame = query.top_pages(reader, "7d", end=end, n=2)
+        assert [r[1] for r in frame.itertuples(index=False)] == ["B", "C"]
+        assert frame["events"].tolist() == [3 * 167, 3 * 167]
+        assert "page_hour_running" not in frame.attrs["sources"]
+        frame = query.top_pages(reader, "7d", end=end, n=10)
+        assert frame["title"].tolist() == ["B", "C", *(f"A{i}" for i in range(8))]
+        assert "page_hour_running" in frame.attrs["sources"]  # all candidates read: exact

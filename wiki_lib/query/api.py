@@ -12,7 +12,8 @@ Where the numbers come from, cheapest first:
   that reach the newest minute, top pages, top users and the edits histogram (up to 24 hours)
   and the week's wikis, languages, projects and active wikis come from the sliding-window
   totals (:mod:`wiki_lib.query.running`), and active users from each user's last minute
-  (``user_last_seen``), all exact;
+  (``user_last_seen``), all exact; the week's top pages and users come from seven-day totals
+  over the hourly tables, with the same answer (and ``max_missing``) as summing those hours;
 * filters: ``activity_minute``/``activity_hour``, which carry every filter dimension;
 * figures that need individual users or pages under a filter the aggregates cannot express
   (top users by namespace, say) and the event feeds: ``recent_changes``, which keeps
@@ -511,6 +512,16 @@ def _max_missing(req: Request, span: Span, family: Family) -> sql.Composable:
     )
 
 
+def _running_top(req: Request, family: Family, span: Span, n: int) -> list[tuple[Any, ...]] | None:
+    """The unfiltered top list from the running totals (minutes, then the week's hours), or
+    None when neither serves the window. Call inside a snapshot."""
+    kept = running.find(req, family)
+    if kept is not None:
+        return kept.top(n)
+    week = running.find_hours(req, family, span)
+    return week.top(n, _max_missing(req, span, family)) if week is not None else None
+
+
 def top_pages(
     reader: Reader,
     lookback: Lookback = "15m",
@@ -530,8 +541,7 @@ def top_pages(
     span = req.span()
     if not page_filters.dimensions:
         with reader.snapshot():  # the totals and the marks saying what they cover agree
-            kept = running.find(req, PAGE)
-            rows = kept.top(n) if kept is not None else None
+            rows = _running_top(req, PAGE, span, n)
         if rows is not None:
             columns = [*PAGE.keys, *PAGE.counters, "max_missing"]
             return req.frame(columns, rows, {c: "int64" for c in columns[2:]})
@@ -580,8 +590,7 @@ def top_users(
     span = req.span()
     if not req.filters.dimensions:
         with reader.snapshot():
-            kept = running.find(req, USER)
-            rows = kept.top(n) if kept is not None else None
+            rows = _running_top(req, USER, span, n)
         if rows is not None:
             columns = [*USER.keys, *USER.counters, "max_missing"]
             return req.frame(columns, rows, {c: "int64" for c in columns[1:]})

@@ -10,6 +10,11 @@ Top lists need no full scan: the totals are indexed by ``events`` descending, an
 the gap only lowers a total. So if the ``n``-th best corrected total of the candidates read
 beats the stored total of every row not read, no other key can enter the list; otherwise one
 more read of every row whose stored total reaches that value settles it.
+
+Week-long top pages and users (V012) come from seven-day totals over the hourly tables, which
+cover the window's whole hours; the minutes after them (and before, while retention keeps
+them) are added. :class:`HourRunning` bounds what a key it did not read can reach: its
+stored week total plus its stored total in the minute lookback that covers the minutes after.
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ from typing import Any
 
 from psycopg2 import sql
 
-from wiki_lib.query.plan import Request
+from wiki_lib.query.plan import Request, Span
 from wiki_lib.query.tables import PAGE, USER, WIKI, Family
 
-__all__ = ["MAX_GAP", "Running", "find"]
+__all__ = ["MAX_GAP", "MAX_HOUR_GAP", "HourRunning", "Running", "find", "find_hours"]
 
 MAX_GAP = timedelta(minutes=10)
 """Most minutes a running answer subtracts; beyond it plain aggregation costs about as much."""
 
+MAX_HOUR_GAP = timedelta(hours=6)
+"""Most whole hours a week's answer subtracts (per candidate, so the cost hardly grows)."""
+
 _TABLES = {PAGE.name: "page_running", USER.name: "user_running", WIKI.name: "wiki_running"}
+_HOUR_TABLES = {PAGE.name: "page_hour_running", USER.name: "user_hour_running"}
 _NULLABLE = frozenset({"server_name", "language"})
 """Key columns that may be NULL: matched through coalesce, which keeps the join hashable."""
 
@@ -199,3 +208,162 @@ def find(req: Request, family: Family) -> Running | None:
         return None
     lookback, from_minute = rows[0]
     return Running(req, family, lookback, from_minute)
+
+
+@dataclass(frozen=True)
+class HourRunning:
+    """The seven-day totals over an hourly table that serve one top list, and its minutes.
+
+    The window is ``span``: whole hours ``[h0, h1)``, the minutes before them (``head``) and
+    after them (``tail``), each ``(start, stop)``, empty when start == stop. The totals hold
+    the hours from ``from_hour`` on, which may include hours from ``h1`` on (the batch layer
+    rolls up a whole day, the current hour too).
+    """
+
+    req: Request
+    family: Family
+    span: Span
+    lookback: timedelta
+    from_hour: datetime
+    h0: datetime
+    h1: datetime
+    head: tuple[datetime, datetime]
+    tail: tuple[datetime, datetime]
+    tail_lookback: timedelta | None
+    """The kept minute lookback whose totals include every minute of the tail; None: the tail
+    is empty, or no such lookback exists and the tail is summed whole like the head."""
+
+    def top(self, n: int, max_missing: sql.Composable) -> list[tuple[Any, ...]] | None:
+        """The ``n`` keys with the most events in the window, ties by key, or None if unsure.
+
+        Candidates: the ``n`` * :data:`_FIRST_READ` best week totals, as many of the tail's
+        minute totals, every key of the head (and of the tail, if no minute totals bound it).
+        Their exact sums are week total - hours outside ``[h0, h1)`` + head + tail. Any other
+        key has at most the sum of the two smallest stored totals read (0 for a list read to
+        its end); if the ``n``-th answer does not beat that, the caller sums the hours
+        instead. Rows: keys, counters, ``max_missing``.
+        """
+        reader, family = self.req.reader, self.family
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in _keys(family))
+        counters = family.counters
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in counters)
+        week = reader.table(_HOUR_TABLES[family.name])
+        minute = reader.table(family.minute)
+        statement = sql.SQL(
+            "WITH wk AS (SELECT {keys}, events FROM {week} WHERE lookback = %(hr_lookback)s "
+            "ORDER BY events DESC, {keys} LIMIT %(hr_first)s), "
+            "tl AS (SELECT {keys}, events FROM {running} WHERE lookback = %(hr_tail_lookback)s "
+            "ORDER BY events DESC, {keys} LIMIT %(hr_first)s), "
+            "hd AS (SELECT {keys}, {sums} FROM {minute} WHERE (window_start >= %(hr_head_a)s "
+            "AND window_start < %(hr_head_b)s) OR (window_start >= %(hr_whole_a)s "
+            "AND window_start < %(hr_whole_b)s) GROUP BY {keys}), "
+            "cand AS (SELECT {keys} FROM wk UNION SELECT {keys} FROM tl "
+            "UNION SELECT {keys} FROM hd), "
+            "parts AS (SELECT {keys}, {cols} FROM {week} JOIN cand USING ({keys}) "
+            "WHERE lookback = %(hr_lookback)s "
+            "UNION ALL SELECT {keys}, {negated} FROM {hour} JOIN cand USING ({keys}) "
+            "WHERE (window_start >= %(hr_from)s AND window_start < %(hr_h0)s) "
+            "OR window_start >= %(hr_h1)s "
+            "UNION ALL SELECT {keys}, {cols} FROM hd "
+            "UNION ALL SELECT {keys}, {cols} FROM {minute} JOIN cand USING ({keys}) "
+            "WHERE window_start >= %(hr_tail_a)s AND window_start < %(hr_tail_b)s), "
+            "t AS (SELECT {keys}, {sums} FROM parts GROUP BY {keys} HAVING bigsum(events) > 0 "
+            "ORDER BY events DESC, {keys} LIMIT %(n)s), "
+            "bound AS (SELECT (SELECT CASE WHEN count(*) = %(hr_first)s THEN min(events) "
+            "ELSE 0 END FROM wk) + (SELECT CASE WHEN count(*) = %(hr_first)s "
+            "THEN min(events) ELSE 0 END FROM tl) AS unread) "
+            "SELECT {t_keys}, {t_cols}, {max_missing}, bound.unread "
+            "FROM bound LEFT JOIN t ON TRUE ORDER BY t.events DESC, {t_keys}"
+        ).format(
+            keys=keys,
+            cols=cols,
+            week=week,
+            running=reader.table(_TABLES[family.name]),
+            minute=minute,
+            hour=reader.table(family.hour),
+            sums=sql.SQL(", ").join(
+                sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in counters
+            ),
+            negated=sql.SQL(", ").join(
+                sql.SQL("-{c} AS {c}").format(c=sql.Identifier(c)) for c in counters
+            ),
+            t_keys=sql.SQL(", ").join(
+                sql.SQL("t.{}").format(sql.Identifier(k)) for k in _keys(family)
+            ),
+            t_cols=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in counters),
+            max_missing=max_missing,
+        )
+        # the tail by candidate when minute totals bound it, else whole (empty: start == stop)
+        by_key = self.tail if self.tail_lookback is not None else (self.tail[0], self.tail[0])
+        whole = self.tail if self.tail_lookback is None else (self.tail[0], self.tail[0])
+        params = self.req.params(
+            self.span,
+            n=n,
+            hr_lookback=self.lookback,
+            hr_first=n * _FIRST_READ,
+            hr_tail_lookback=self.tail_lookback,
+            hr_head_a=self.head[0],
+            hr_head_b=self.head[1],
+            hr_from=self.from_hour,
+            hr_h0=self.h0,
+            hr_h1=self.h1,
+            hr_tail_a=by_key[0],
+            hr_tail_b=by_key[1],
+            hr_whole_a=whole[0],
+            hr_whole_b=whole[1],
+        )
+        rows = reader.fetch(statement, params)[1]
+        unread = rows[0][-1]
+        answer = [r[:-1] for r in rows if r[0] is not None]
+        events = len(_keys(family))
+        if unread > 0 and (len(answer) < n or answer[-1][events] <= unread):
+            return None
+        self.req.sources.update(
+            {_HOUR_TABLES[family.name], family.hour, family.minute, "hour_cutoffs"}
+        )
+        if self.tail_lookback is not None:
+            self.req.sources.add(_TABLES[family.name])
+        return answer
+
+
+def find_hours(req: Request, family: Family, span: Span) -> HourRunning | None:
+    """The seven-day totals that serve ``req``'s top list over ``span``, or None."""
+    if family.name not in _HOUR_TABLES or span.split.hours is None:
+        return None
+    h0, h1 = span.split.hours
+    head = next(((a, b) for a, b in span.split.minutes if b == h0), (h0, h0))
+    tail = next(((a, b) for a, b in span.split.minutes if a == h1), (h1, h1))
+    _, rows = req.reader.fetch(
+        sql.SQL(
+            "SELECT 'week', lookback, from_minute FROM {marks} WHERE family = %(hours)s "
+            "AND from_minute <= %(h0)s AND from_minute > %(h0)s - %(gap)s "
+            "UNION ALL (SELECT 'tail', lookback, NULL FROM {marks} WHERE family = %(minutes)s "
+            "AND from_minute <= %(tail_a)s AND newest < %(tail_b)s ORDER BY lookback LIMIT 1)"
+        ).format(marks=req.reader.table("running_marks")),
+        {
+            "hours": family.hour,
+            "minutes": family.name,
+            "h0": h0,
+            "gap": MAX_HOUR_GAP + timedelta(hours=1),
+            "tail_a": tail[0],
+            "tail_b": tail[1],
+        },
+    )
+    week = [r for r in rows if r[0] == "week"]
+    tail_lookback = next((r[1] for r in rows if r[0] == "tail"), None)
+    if not week:
+        return None
+    _, lookback, from_minute = week[0]
+    from_hour = from_minute + (h0 - from_minute) % timedelta(hours=1)  # the first hour counted
+    return HourRunning(
+        req,
+        family,
+        span,
+        lookback,
+        from_hour,
+        h0,
+        h1,
+        head,
+        tail,
+        tail_lookback if tail[0] < tail[1] else None,
+    )
