@@ -22,6 +22,7 @@ from wiki_lib.errors import SinkError
 
 __all__ = [
     "DLQ_MAX_MESSAGE_BYTES",
+    "OffsetReader",
     "TopicSpec",
     "admin_client",
     "delete_topics",
@@ -151,25 +152,52 @@ def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
         admin.close()
 
 
+class OffsetReader:
+    """Reads the end offsets of topics through one consumer connection, for repeated samples.
+
+    A run monitor asks every two seconds; a new consumer each time meant a new connection,
+    metadata fetch and group-less consumer setup per sample.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        from kafka import KafkaConsumer
+
+        self.bootstrap = bootstrap
+        try:
+            self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        except (KafkaError, OSError) as exc:
+            raise SinkError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+
+    def ends(self, topic: str) -> dict[int, int]:
+        """The next offset of every partition of ``topic`` (its record count when never
+        trimmed); an unknown topic is empty."""
+        from kafka import TopicPartition
+
+        consumer = self._consumer
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts]) if parts else {}
+        except KafkaError as exc:
+            raise SinkError(
+                f"reading end offsets of {topic} on {self.bootstrap} failed: {exc}"
+            ) from exc
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._consumer.close()
+
+    def __enter__(self) -> OffsetReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """The next offset of every partition of ``topic`` (its record count when never trimmed).
+    """The next offset of every partition of ``topic``, read once (see :class:`OffsetReader`).
 
     Lag figures compare these with what a consumer has processed; an unknown topic is empty.
     """
-    from kafka import KafkaConsumer, TopicPartition
-
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            request_timeout_ms=10_000,
-        )
-    except (KafkaError, OSError) as exc:
-        raise SinkError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts]) if parts else {}
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
-    except KafkaError as exc:
-        raise SinkError(f"reading end offsets of {topic} on {bootstrap} failed: {exc}") from exc
-    finally:
-        consumer.close()
+    with OffsetReader(bootstrap) as reader:
+        return reader.ends(topic)

@@ -30,7 +30,7 @@ from psycopg2 import sql
 from wiki_lib import db
 from wiki_lib.config import Settings
 from wiki_lib.errors import ConfigError, TerminalError
-from wiki_lib.kafka_admin import end_offsets, ensure_ingest_topics
+from wiki_lib.kafka_admin import OffsetReader, ensure_ingest_topics
 from wiki_lib.producer import IngestProducer, IngestStats, resume_state, source_from_spec
 from wiki_lib.sources import DEFAULT_CORPUS
 from wiki_lib.stream.job import StreamJob
@@ -275,9 +275,12 @@ class _Monitor:
         self.on_sample = on_sample
         self.query: StreamingQuery | None = None
         self.samples: list[RunSample] = []
+        self._offsets: OffsetReader | None = None
 
     def sample(self) -> RunSample:
-        ends = end_offsets(self.settings.kafka.bootstrap, self.settings.kafka.topic_raw)
+        if self._offsets is None:
+            self._offsets = OffsetReader(self.settings.kafka.bootstrap)
+        ends = self._offsets.ends(self.settings.kafka.topic_raw)
         done, batches = _processed(self.query)
         taken = RunSample(
             datetime.now(UTC),
@@ -291,6 +294,12 @@ class _Monitor:
         if self.on_sample is not None:
             self.on_sample(taken)
         return taken
+
+    def close(self) -> None:
+        """Close the Kafka connection the samples read through."""
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None
 
 
 def launch(
@@ -389,6 +398,7 @@ def launch(
         if query is not None:
             job.stop(query)
         producer.close()
+        monitor.close()
 
 
 def _drain(
