@@ -99,7 +99,34 @@ def _times(values: Any) -> np.ndarray:
     return stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
 
 
-class TimeSeriesChart:
+class _TimeChart:
+    """One mark over a date axis with one row of y values per configured column."""
+
+    series: dict[str, str]
+    mark: Any
+    widget: bq.Figure
+    _shown: _Shown
+
+    def update(
+        self, frame: pd.DataFrame, x: str = "bucket_start", *, tick_format: str = ""
+    ) -> None:
+        """Show ``frame[x]`` against each configured column (a point or a stack per row)."""
+        if frame.empty:
+            xs = np.array([], dtype="datetime64[ms]")
+            ys = np.zeros((len(self.series), 0))
+        else:
+            xs = _times(frame[x])
+            ys = np.vstack([frame[c].to_numpy(dtype="float64") for c in self.series])
+        if not self._shown.changed(xs, ys, tick_format):
+            return
+        with held(self.mark, self.widget.axes[0]):
+            self.mark.x = xs
+            self.mark.y = ys
+            if tick_format:
+                self.widget.axes[0].tick_format = tick_format
+
+
+class TimeSeriesChart(_TimeChart):
     """Several lines over time from the columns of a frame (one mark, one line per column)."""
 
     def __init__(
@@ -141,26 +168,8 @@ class TimeSeriesChart:
         self.widget = _figure(title, [self.mark], axes, css, height)
         self._shown = _Shown()
 
-    def update(
-        self, frame: pd.DataFrame, x: str = "bucket_start", *, tick_format: str = ""
-    ) -> None:
-        """Show ``frame[x]`` against each configured column."""
-        if frame.empty:
-            xs = np.array([], dtype="datetime64[ms]")
-            ys = np.zeros((len(self.series), 0))
-        else:
-            xs = _times(frame[x])
-            ys = np.vstack([frame[c].to_numpy(dtype="float64") for c in self.series])
-        if not self._shown.changed(xs, ys, tick_format):
-            return
-        with held(self.mark, self.widget.axes[0]):
-            self.mark.x = xs
-            self.mark.y = ys
-            if tick_format:
-                self.widget.axes[0].tick_format = tick_format
 
-
-class StackedBarsChart:
+class StackedBarsChart(_TimeChart):
     """Stacked bars over time, one colour per column (e.g. event types per minute)."""
 
     def __init__(
@@ -192,24 +201,6 @@ class StackedBarsChart:
         ]
         self.widget = _figure(title, [self.mark], axes, css, height)
         self._shown = _Shown()
-
-    def update(
-        self, frame: pd.DataFrame, x: str = "bucket_start", *, tick_format: str = ""
-    ) -> None:
-        """Show one stack per row of ``frame``."""
-        if frame.empty:
-            xs = np.array([], dtype="datetime64[ms]")
-            ys = np.zeros((len(self.series), 0))
-        else:
-            xs = _times(frame[x])
-            ys = np.vstack([frame[c].to_numpy(dtype="float64") for c in self.series])
-        if not self._shown.changed(xs, ys, tick_format):
-            return
-        with held(self.mark, self.widget.axes[0]):
-            self.mark.x = xs
-            self.mark.y = ys
-            if tick_format:
-                self.widget.axes[0].tick_format = tick_format
 
 
 class BarChart:
