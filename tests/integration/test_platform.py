@@ -123,6 +123,9 @@ def test_demo_up_answers_counts_exactly_stops_and_resumes(tmp_path: Path) -> Non
         )
         parts = {p["name"]: p for p in report["parts"]}
         assert all(p["running"] for p in parts.values()), parts
+        pipeline = report["pipeline"]
+        assert pipeline["raw_topic_records"] >= pipeline["events_in"], pipeline  # Kafka was read
+        assert pipeline["dead_letters_topic_records"] >= 0 and pipeline["kafka_lag"] >= 0
         pids = _processes(state, env)
 
         down = _cli(env, "down")

@@ -11,7 +11,7 @@ from typing import Any
 from wiki_lib.commands._common import add_command, plain_flag, print_json
 from wiki_lib.config import Settings
 from wiki_lib.errors import SinkError
-from wiki_lib.kafka_admin import end_offsets
+from wiki_lib.kafka_admin import OffsetReader
 from wiki_lib.services import Platform, live_stream_reachable
 
 __all__ = ["pipeline_status", "register"]
@@ -70,13 +70,14 @@ def pipeline_status(settings: Settings) -> dict[str, Any]:
 def _kafka_figures(settings: Settings, progress: dict[str, Any]) -> dict[str, Any]:
     """Kafka lag of the stream job (topic end offsets minus the last batch's end offsets)."""
     try:
-        figures = {
-            f"{name}_topic_records": sum(end_offsets(settings.kafka.bootstrap, topic).values())
-            for name, topic in (
-                ("raw", settings.kafka.topic_raw),
-                ("dead_letters", settings.kafka.topic_dlq),
-            )
-        }
+        with OffsetReader(settings.kafka.bootstrap) as offsets:
+            figures = {
+                f"{name}_topic_records": sum(offsets.ends(topic).values())
+                for name, topic in (
+                    ("raw", settings.kafka.topic_raw),
+                    ("dead_letters", settings.kafka.topic_dlq),
+                )
+            }
     except SinkError as exc:
         return {"kafka": f"unreachable: {exc}"}
     consumed = 0
