@@ -214,10 +214,9 @@ def find(req: Request, family: Family) -> Running | None:
 class HourRunning:
     """The seven-day totals over an hourly table that serve one top list, and its minutes.
 
-    The window is ``span``: whole hours ``[h0, h1)``, the minutes before them (``head``) and
-    after them (``tail``), each ``(start, stop)``, empty when start == stop. The totals hold
-    the hours from ``from_hour`` on, which may include hours from ``h1`` on (the batch layer
-    rolls up a whole day, the current hour too).
+    The window is ``span`` (see :func:`_edges`). The totals hold the hours from ``from_hour``
+    on, which may include hours from ``h1`` on (the batch layer rolls up a whole day, the
+    current hour too).
     """
 
     req: Request
@@ -225,10 +224,6 @@ class HourRunning:
     span: Span
     lookback: timedelta
     from_hour: datetime
-    h0: datetime
-    h1: datetime
-    head: tuple[datetime, datetime]
-    tail: tuple[datetime, datetime]
     tail_lookback: timedelta | None
     """The kept minute lookback whose totals include every minute of the tail; None: the tail
     is empty, or no such lookback exists and the tail is summed whole like the head."""
@@ -293,20 +288,21 @@ class HourRunning:
             t_cols=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in counters),
             max_missing=max_missing,
         )
+        h0, h1, head, tail = _edges(self.span)
         # the tail by candidate when minute totals bound it, else whole (empty: start == stop)
-        by_key = self.tail if self.tail_lookback is not None else (self.tail[0], self.tail[0])
-        whole = self.tail if self.tail_lookback is None else (self.tail[0], self.tail[0])
+        by_key = tail if self.tail_lookback is not None else (tail[0], tail[0])
+        whole = tail if self.tail_lookback is None else (tail[0], tail[0])
         params = self.req.params(
             self.span,
             n=n,
             hr_lookback=self.lookback,
             hr_first=n * _FIRST_READ,
             hr_tail_lookback=self.tail_lookback,
-            hr_head_a=self.head[0],
-            hr_head_b=self.head[1],
+            hr_head_a=head[0],
+            hr_head_b=head[1],
             hr_from=self.from_hour,
-            hr_h0=self.h0,
-            hr_h1=self.h1,
+            hr_h0=h0,
+            hr_h1=h1,
             hr_tail_a=by_key[0],
             hr_tail_b=by_key[1],
             hr_whole_a=whole[0],
@@ -326,13 +322,24 @@ class HourRunning:
         return answer
 
 
+_Range = tuple[datetime, datetime]
+
+
+def _edges(span: Span) -> tuple[datetime, datetime, _Range, _Range]:
+    """``h0``, ``h1``: the span's whole hours; the minutes before (head) and after (tail) them,
+    each ``(start, stop)``, empty when start == stop."""
+    assert span.split.hours is not None  # find_hours serves only spans with whole hours
+    h0, h1 = span.split.hours
+    head = next(((a, b) for a, b in span.split.minutes if b == h0), (h0, h0))
+    tail = next(((a, b) for a, b in span.split.minutes if a == h1), (h1, h1))
+    return h0, h1, head, tail
+
+
 def find_hours(req: Request, family: Family, span: Span) -> HourRunning | None:
     """The seven-day totals that serve ``req``'s top list over ``span``, or None."""
     if family.name not in _HOUR_TABLES or span.split.hours is None:
         return None
-    h0, h1 = span.split.hours
-    head = next(((a, b) for a, b in span.split.minutes if b == h0), (h0, h0))
-    tail = next(((a, b) for a, b in span.split.minutes if a == h1), (h1, h1))
+    h0, _, _, tail = _edges(span)
     _, rows = req.reader.fetch(
         sql.SQL(
             "SELECT 'week', lookback, from_minute FROM {marks} WHERE family = %(hours)s "
@@ -356,14 +363,5 @@ def find_hours(req: Request, family: Family, span: Span) -> HourRunning | None:
     _, lookback, from_minute = week[0]
     from_hour = from_minute + (h0 - from_minute) % timedelta(hours=1)  # the first hour counted
     return HourRunning(
-        req,
-        family,
-        span,
-        lookback,
-        from_hour,
-        h0,
-        h1,
-        head,
-        tail,
-        tail_lookback if tail[0] < tail[1] else None,
+        req, family, span, lookback, from_hour, tail_lookback if tail[0] < tail[1] else None
     )
