@@ -13,6 +13,7 @@ from psycopg2 import sql
 
 from wiki_lib import db
 from wiki_lib.config import Settings
+from wiki_lib.errors import SinkError
 from wiki_lib.lake import readable_files
 from wiki_lib.sinks.base import Batch, BatchStats, ListSink, Sink
 from wiki_lib.sinks.lake import LakeSink
@@ -159,3 +160,64 @@ def test_lake_ignores_files_of_uncommitted_batches(tmp_path: Path) -> None:
     sink.write(_batch(1, 5))  # the replay replaces the stray file
     assert _lake_events(sink) == 7
     assert len(list(stray.glob("q-000000000001-*.parquet"))) == 1
+
+
+def test_postgres_commits_a_batch_only_after_its_before_commit_hook(
+    settings: Settings, unique: Callable[[str], str]
+) -> None:
+    schema = unique("sinkhook")
+    db.migrate(settings.postgres, schema)
+    sink = PostgresSink(settings.postgres, schema)
+    seen_inside: list[int] = []
+
+    def failing_hook() -> None:
+        seen_inside.append(_pg_events(sink))  # another connection: nothing committed yet
+        raise OSError("the lake's disk is full")
+
+    with pytest.raises(OSError, match="disk is full"):
+        sink.write(_batch(0, 4), before_commit=failing_hook)
+    assert seen_inside == [0]
+    assert not sink.committed("q", 0)
+    assert _pg_events(sink) == 0
+    calls: list[bool] = []
+    assert sink.write(_batch(0, 4), before_commit=lambda: calls.append(True)) == 1
+    assert calls == [True]
+    assert sink.committed("q", 0)
+    assert _pg_events(sink) == 4
+    sink.close()
+
+
+class _BrokenLake(LakeSink):
+    """A lake whose data files are written and then the disk fails before the manifest."""
+
+    def _publish(self, staging: Path, prefix: str) -> list[str]:
+        super()._publish(staging, prefix)
+        raise OSError("no space left on device")
+
+
+def test_stream_job_commits_postgres_only_once_the_lake_has_the_batch(
+    settings: Settings, unique: Callable[[str], str], tmp_path: Path
+) -> None:
+    """The job writes the lake while PostgreSQL takes the batch; a lake failure undoes both."""
+    from wiki_lib.stream.job import StreamJob
+
+    schema = unique("sinkjob")
+    db.migrate(settings.postgres, schema)
+    job = StreamJob(settings, None, schema=schema)  # type: ignore[arg-type]  # no Spark needed
+    pg = job._pg
+    lake = _BrokenLake(tmp_path / "lake")
+    lake.setup()
+    job._sinks = [lake]
+    batch = _batch(0, 3, query="job")
+    with pytest.raises(SinkError, match="no space left"):
+        job._write_sinks(batch)
+    assert not pg.committed("job", 0)
+    assert not lake.committed("job", 0)
+    assert _pg_events(pg) == 0
+    working = LakeSink(tmp_path / "lake")
+    job._sinks = [working]
+    assert job._write_sinks(batch) >= 0
+    assert pg.committed("job", 0) and working.committed("job", 0)
+    assert _pg_events(pg) == 3
+    assert _lake_events(working) == 3
+    pg.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -178,8 +178,13 @@ class PostgresSink(Sink):
         cur.execute(statement)
         return int(table.num_rows)
 
-    def write(self, batch: Batch) -> int:
-        """All tables, the quarantine and the progress row of ``batch`` in one transaction."""
+    def write(self, batch: Batch, before_commit: Callable[[], object] | None = None) -> int:
+        """All tables, the quarantine and the progress row of ``batch`` in one transaction.
+
+        ``before_commit`` runs inside the transaction once every row is written, before the
+        progress row: if it raises, the batch is rolled back. The stream job waits there for
+        the lake, which it writes meanwhile, so that a batch committed here is in the lake too.
+        """
         t0 = time.monotonic()
         try:
             with self._conn_tx() as cur:
@@ -200,6 +205,8 @@ class PostgresSink(Sink):
                     written += self._merge(cur, name, table)
                 if batch.quarantine is not None and batch.quarantine.num_rows:
                     self._merge(cur, "quarantine", batch.quarantine)
+                if before_commit is not None:
+                    before_commit()
                 self._record(cur, batch, written, t0)
         except psycopg2.Error as exc:
             raise SinkError(
