@@ -10,6 +10,7 @@ Row tables (keyed by ``event_id``) are upserted by replacement.
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from wiki_lib.errors import SinkError
 from wiki_lib.sinks.base import Batch, Sink
 
 __all__ = ["PostgresSink", "copy_arrow"]
+
+log = logging.getLogger(__name__)
 
 _ROW_KEY = ("event_id",)
 _KEYS: dict[str, tuple[str, ...]] = {
@@ -201,8 +204,16 @@ class PostgresSink(Sink):
                 if cur.fetchone() is not None:
                     return 0
                 written = 0
+                took: dict[str, float] = {}
                 for name, table in batch.tables.items():
+                    started = time.monotonic()
                     written += self._merge(cur, name, table)
+                    took[name] = (time.monotonic() - started) * 1000
+                log.debug(
+                    "batch %s in postgres, ms per table: %s",
+                    batch.batch_id,
+                    ", ".join(f"{name} {ms:.0f}" for name, ms in took.items()),
+                )
                 if batch.quarantine is not None and batch.quarantine.num_rows:
                     self._merge(cur, "quarantine", batch.quarantine)
                 if before_commit is not None:
