@@ -36,7 +36,7 @@ from wiki_lib.stream.extra_metrics import EXTRA_TABLES
 from wiki_lib.stream.metrics import TABLES, drop_canaries, normalize, parse_events
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
 __all__ = ["LAKE_COLUMNS", "ProgressListener", "StreamJob", "parse_delay"]
@@ -231,8 +231,11 @@ class StreamJob:
     def _compute(self, df: DataFrame, query: str, batch_id: int, started: datetime) -> Batch:
         """Everything a batch writes, as Arrow tables: one summary job, then the tables.
 
-        The six metric tables are collected from concurrent threads: each is a small Spark
-        job, and on a small machine their scheduling latency, not their work, dominates.
+        The tables' DataFrames are built while the summary job runs: each transformation is
+        analysed by the JVM over Py4J, which takes a third of a second per batch, and nothing
+        in them depends on the summary. The metric tables are then collected from concurrent
+        threads: each is a small Spark job, and on a small machine their scheduling latency,
+        not their work, dominates.
         """
         import pyarrow as pa
         from pyspark.sql import functions as F
@@ -243,13 +246,16 @@ class StreamJob:
         usable = F.col("parse_error").isNull()
         canary = usable & F.coalesce(F.col("event.meta.domain") == "canary", F.lit(False))
         late = F.col("event_time") < F.lit(watermark) if watermark else F.lit(False)
-        summary = df.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.count("parse_error").alias("invalid"),
-            F.count_if(canary).alias("canaries"),
-            F.count_if(usable & ~canary & late).alias("late"),
-            F.max(F.when(usable & ~canary, F.col("event_time"))).alias("max_time"),
-        ).first()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wikipulse-plan") as planner:
+            planned = planner.submit(_plan_tables, df, late)
+            summary = df.agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.count("parse_error").alias("invalid"),
+                F.count_if(canary).alias("canaries"),
+                F.count_if(usable & ~canary & late).alias("late"),
+                F.max(F.when(usable & ~canary, F.col("event_time"))).alias("max_time"),
+            ).first()
+            events, jobs = planned.result()
         assert summary is not None
         quarantine = None
         if summary["invalid"]:
@@ -270,11 +276,6 @@ class StreamJob:
         events_frame: DataFrame | None = None
         tables: dict[str, pa.Table] = {}
         if summary["rows"] > summary["invalid"] + summary["canaries"]:
-            events = drop_canaries(normalize(df)).withColumn("is_late", late)
-            on_time = events.where(~F.col("is_late"))
-            jobs = {
-                name: table.compute(on_time) for name, table in {**TABLES, **EXTRA_TABLES}.items()
-            }
             with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
                 futures = {name: pool.submit(frame.toArrow) for name, frame in jobs.items()}
                 tables = {name: future.result() for name, future in futures.items()}
@@ -301,6 +302,20 @@ class StreamJob:
             quarantine=quarantine,
             started_at=started,
         )
+
+
+def _plan_tables(df: DataFrame, late: Column) -> tuple[DataFrame, dict[str, DataFrame]]:
+    """The batch's events (``is_late`` flagged) and every table's DataFrame over the on-time ones.
+
+    Lazy: building them runs no Spark job, only the JVM's analysis.
+    """
+    from pyspark.sql import functions as F
+
+    events = drop_canaries(normalize(df)).withColumn("is_late", late)
+    on_time = events.where(~F.col("is_late"))
+    return events, {
+        name: table.compute(on_time) for name, table in {**TABLES, **EXTRA_TABLES}.items()
+    }
 
 
 class ProgressListener(StreamingQueryListener):
