@@ -34,6 +34,7 @@ from wiki_lib.errors import SinkError
 
 __all__ = [
     "RAW",
+    "RAW_SCHEMA",
     "CompactionResult",
     "Partition",
     "batch_files",
@@ -161,9 +162,7 @@ def read_events(
     lo, hi = _aware(start), _aware(end)
     files = readable_files(where, start=lo, end=hi)
     if not files:
-        return pa.table({name: pa.array([], type=t) for name, t in _EMPTY.items()}).select(
-            columns or list(_EMPTY)
-        )
+        return RAW_SCHEMA.empty_table().select(columns or RAW_SCHEMA.names)
     dataset = ds.dataset([str(f) for f in files], format="parquet")
     stamp = dataset.schema.field("event_time").type
     time = ds.field("event_time")
@@ -187,31 +186,33 @@ def read_events_pandas(
     return read_events(where, start, end, columns=columns).to_pandas()
 
 
-_EMPTY: dict[str, pa.DataType] = {
-    "event_id": pa.string(),
-    "event_time": pa.timestamp("us", tz="UTC"),
-    "window_start": pa.timestamp("us", tz="UTC"),
-    "type": pa.string(),
-    "is_bot": pa.bool_(),
-    "is_minor": pa.bool_(),
-    "wiki": pa.string(),
-    "server_name": pa.string(),
-    "project": pa.string(),
-    "language": pa.string(),
-    "namespace": pa.int32(),
-    "title": pa.string(),
-    "user": pa.string(),
-    "comment": pa.string(),
-    "length_delta": pa.int64(),
-    "bytes_added": pa.int64(),
-    "bytes_removed": pa.int64(),
-    "is_late": pa.bool_(),
-    "kafka_timestamp": pa.timestamp("us", tz="UTC"),
-    "source_partition": pa.int32(),
-    "source_offset": pa.int64(),
-    "raw_json": pa.string(),
-}
-"""The raw lake's columns (the stream job's ``LAKE_COLUMNS``), for an empty range."""
+RAW_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_time", pa.timestamp("us", tz="UTC")),
+        ("window_start", pa.timestamp("us", tz="UTC")),
+        ("type", pa.string()),
+        ("is_bot", pa.bool_()),
+        ("is_minor", pa.bool_()),
+        ("wiki", pa.string()),
+        ("server_name", pa.string()),
+        ("project", pa.string()),
+        ("language", pa.string()),
+        ("namespace", pa.int32()),
+        ("title", pa.string()),
+        ("user", pa.string()),
+        ("comment", pa.string()),
+        ("length_delta", pa.int64()),
+        ("bytes_added", pa.int64()),
+        ("bytes_removed", pa.int64()),
+        ("is_late", pa.bool_()),
+        ("kafka_timestamp", pa.timestamp("us", tz="UTC")),
+        ("source_partition", pa.int32()),
+        ("source_offset", pa.int64()),
+        ("raw_json", pa.string()),
+    ]
+)
+"""The raw lake's columns in the stream job's order, with the types pyarrow reads from its files."""
 
 
 # --- daily aggregates -----------------------------------------------------------------------------

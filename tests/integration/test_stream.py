@@ -13,7 +13,7 @@ from streamtools import CorpusTopic, job_settings, progress_rows, table_differen
 
 from wiki_lib import db
 from wiki_lib.config import Settings
-from wiki_lib.lake import readable_files
+from wiki_lib.lake import RAW_SCHEMA, readable_files
 from wiki_lib.stream.job import StreamJob
 from wiki_lib.testing.oracle import deduplicated_events, load_events
 
@@ -24,13 +24,19 @@ pytestmark = pytest.mark.integration
 def replayed(
     corpus: CorpusTopic, spark: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Settings, str, Path]]:
-    """One availableNow run over the corpus in several micro-batches."""
+    """One availableNow run over the corpus in several micro-batches.
+
+    Batches of more than 1,000 events write the lake with Spark, smaller ones (the last) with
+    pyarrow, so the lake test reads both writers' files.
+    """
     import uuid
 
     schema = f"speed_{uuid.uuid4().hex[:8]}"
     db.migrate(corpus.settings.postgres, schema)
     workdir = tmp_path_factory.mktemp("speed")
-    settings = job_settings(corpus, schema, workdir, max_offsets_per_trigger=1500)
+    settings = job_settings(
+        corpus, schema, workdir, max_offsets_per_trigger=1500, lake_driver_max_rows=1000
+    )
     job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
     query = job.start()
     try:
@@ -84,7 +90,11 @@ def test_lake_holds_each_event_once_in_hour_partitions(
     files = readable_files(settings.lake_path)
     assert files
     ids: Counter[str] = Counter()
+    writers: Counter[str] = Counter()
     for path in files:
+        file_schema = pq.read_schema(path)
+        writers[pq.read_metadata(path).created_by.split()[0]] += 1
+        assert [(f.name, f.type) for f in file_schema] == [(f.name, f.type) for f in RAW_SCHEMA]
         assert path.parent.name.startswith("event_hour=")
         assert path.parent.parent.name.startswith("event_date=")
         hour = int(path.parent.name.split("=")[1])
@@ -105,6 +115,7 @@ def test_lake_holds_each_event_once_in_hour_partitions(
     }
     assert set(ids) == expected
     assert max(ids.values()) == 1
+    assert set(writers) == {"parquet-mr", "parquet-cpp-arrow"}, writers  # Spark's and pyarrow's
 
 
 def test_replayed_batch_changes_nothing(

@@ -29,6 +29,7 @@ from pyspark.sql.streaming import StreamingQueryListener
 
 from wiki_lib.config import Settings
 from wiki_lib.errors import StreamError
+from wiki_lib.lake import RAW_SCHEMA
 from wiki_lib.sinks.base import Batch, BatchStats, Sink
 from wiki_lib.sinks.lake import LakeSink
 from wiki_lib.sinks.postgres import PostgresSink
@@ -43,30 +44,10 @@ __all__ = ["LAKE_COLUMNS", "ProgressListener", "StreamJob", "parse_delay"]
 
 log = logging.getLogger(__name__)
 
-LAKE_COLUMNS = (
-    "event_id",
-    "event_time",
-    "window_start",
-    "type",
-    "is_bot",
-    "is_minor",
-    "wiki",
-    "server_name",
-    "project",
-    "language",
-    "namespace",
-    "title",
-    "user",
-    "comment",
-    "length_delta",
-    "bytes_added",
-    "bytes_removed",
-    "is_late",
-    "kafka_timestamp",
-    "source_partition",
-    "source_offset",
-    "raw_json",
-)
+LAKE_COLUMNS = tuple(RAW_SCHEMA.names)
+"""The columns of the raw lake, in order (its types: :data:`wiki_lib.lake.RAW_SCHEMA`)."""
+_LAKE_EVENTS = "lake events"
+"""The key under which a small batch's lake rows are collected along with its tables."""
 _DELAY = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
 
 
@@ -235,7 +216,9 @@ class StreamJob:
         analysed by the JVM over Py4J, which takes a third of a second per batch, and nothing
         in them depends on the summary. The metric tables are then collected from concurrent
         threads: each is a small Spark job, and on a small machine their scheduling latency,
-        not their work, dominates.
+        not their work, dominates. A small batch's lake rows are collected with them, so that
+        pyarrow writes its files in milliseconds instead of a Spark job taking half a second;
+        a large batch's stay a DataFrame that Spark writes (see ``lake_driver_max_rows``).
         """
         import pyarrow as pa
         from pyspark.sql import functions as F
@@ -273,13 +256,20 @@ class StreamJob:
                 )
                 .toArrow()
             )
-        events_frame: DataFrame | None = None
+        lake_events: DataFrame | pa.Table | None = None
         tables: dict[str, pa.Table] = {}
-        if summary["rows"] > summary["invalid"] + summary["canaries"]:
-            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-                futures = {name: pool.submit(frame.toArrow) for name, frame in jobs.items()}
+        usable_rows = summary["rows"] - summary["invalid"] - summary["canaries"]
+        if usable_rows:
+            lake_events = events.select(*LAKE_COLUMNS)
+            collect = dict(jobs)
+            by_driver = self.lake and usable_rows <= self.settings.stream.lake_driver_max_rows
+            if by_driver:
+                collect[_LAKE_EVENTS] = lake_events
+            with ThreadPoolExecutor(max_workers=len(collect)) as pool:
+                futures = {name: pool.submit(frame.toArrow) for name, frame in collect.items()}
                 tables = {name: future.result() for name, future in futures.items()}
-            events_frame = events.select(*LAKE_COLUMNS)
+            if by_driver:
+                lake_events = tables.pop(_LAKE_EVENTS).cast(RAW_SCHEMA)
         batch_max = summary["max_time"]
         if batch_max is not None and batch_max.tzinfo is None:
             batch_max = batch_max.astimezone(UTC)  # PySpark hands back local wall time
@@ -297,7 +287,7 @@ class StreamJob:
             query_name=query,
             batch_id=batch_id,
             tables=tables,
-            events=events_frame,
+            events=lake_events,
             stats=stats,
             quarantine=quarantine,
             started_at=started,
