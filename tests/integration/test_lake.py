@@ -14,45 +14,18 @@ import pytest
 
 from wiki_lib import lake
 from wiki_lib.errors import SinkError
-from wiki_lib.lake import readable_files
+from wiki_lib.lake import RAW_SCHEMA, readable_files
 from wiki_lib.sinks.base import Batch, BatchStats
 from wiki_lib.sinks.lake import LakeSink
 from wiki_lib.testing.oracle import deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
 
-LAKE_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_time", pa.timestamp("us", tz="UTC")),
-        ("window_start", pa.timestamp("us", tz="UTC")),
-        ("type", pa.string()),
-        ("is_bot", pa.bool_()),
-        ("is_minor", pa.bool_()),
-        ("wiki", pa.string()),
-        ("server_name", pa.string()),
-        ("project", pa.string()),
-        ("language", pa.string()),
-        ("namespace", pa.int32()),
-        ("title", pa.string()),
-        ("user", pa.string()),
-        ("comment", pa.string()),
-        ("length_delta", pa.int64()),
-        ("bytes_added", pa.int64()),
-        ("bytes_removed", pa.int64()),
-        ("is_late", pa.bool_()),
-        ("kafka_timestamp", pa.timestamp("us", tz="UTC")),
-        ("source_partition", pa.int32()),
-        ("source_offset", pa.int64()),
-        ("raw_json", pa.string()),
-    ]
-)
-
 
 def _arrow(events: list[dict[str, Any]], offset: int) -> pa.Table:
     rows = [
         {
-            **{f.name: e.get(f.name) for f in LAKE_SCHEMA},
+            **{f.name: e.get(f.name) for f in RAW_SCHEMA},
             "is_late": False,
             "kafka_timestamp": e["event_time"],
             "source_partition": 0,
@@ -61,7 +34,7 @@ def _arrow(events: list[dict[str, Any]], offset: int) -> pa.Table:
         }
         for i, e in enumerate(events)
     ]
-    return pa.Table.from_pylist(rows, schema=LAKE_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
 
 
 def _write(root: Path, events: list[dict[str, Any]], batch_size: int, query: str = "q") -> int:
@@ -117,7 +90,7 @@ def test_read_events_returns_the_range_once(
     assert sorted(_ids(table)) == sorted(e["event_id"] for e in want)
     times = table.column("event_time").to_pylist()
     assert times == sorted(times)
-    assert table.schema.names == LAKE_SCHEMA.names
+    assert table.schema.names == RAW_SCHEMA.names
     frame = lake.read_events_pandas(root, start.isoformat(), end, columns=["event_id", "wiki"])
     assert list(frame.columns) == ["event_id", "wiki"]
     assert sorted(frame["event_id"]) == sorted(e["event_id"] for e in want)
