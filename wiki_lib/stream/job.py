@@ -192,10 +192,11 @@ class StreamJob:
     def _write_sinks(self, batch: Batch) -> float:
         """Write the lake while PostgreSQL takes the batch; commit only once the lake has it.
 
-        The two are independent until the commit: the lake is a Spark job on the executors,
-        PostgreSQL works in its own process. The PostgreSQL commit marks the batch as landed
-        (a replay skips it), so it waits inside its transaction for every lake write, and a
-        failed lake write rolls it back. Returns the lake's milliseconds.
+        The two are independent until the commit: the lake is written by Spark's executors
+        (or by pyarrow, which releases the GIL, for a small batch), PostgreSQL works in its own
+        process. The PostgreSQL commit marks the batch as landed (a replay skips it), so it
+        waits inside its transaction for every lake write, and a failed lake write rolls it
+        back. Returns the lake's milliseconds.
         """
 
         def lake() -> float:
@@ -205,9 +206,9 @@ class StreamJob:
             return (time.perf_counter() - t0) * 1000
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wikipulse-lake") as pool:
-            lake_ms = pool.submit(lake)
-            self._pg.write(batch, before_commit=lake_ms.result)
-        return lake_ms.result()
+            lake_written = pool.submit(lake)
+            self._pg.write(batch, before_commit=lake_written.result)
+        return lake_written.result()
 
     def _compute(self, df: DataFrame, query: str, batch_id: int, started: datetime) -> Batch:
         """Everything a batch writes, as Arrow tables: one summary job, then the tables.
