@@ -118,8 +118,14 @@ def test_demo_up_answers_counts_exactly_stops_and_resumes(tmp_path: Path) -> Non
         for name in ("dashboard", "lab"):
             with urllib.request.urlopen(urls[name], timeout=60) as response:
                 assert response.status == 200, name
-        report = _wait(
-            env, lambda r: r.get("pipeline", {}).get("events_in", 0) >= 100, "100 events", 240
+        report = _wait(  # the lag is known once Spark reported the committed batch's progress
+            env,
+            lambda r: (
+                r.get("pipeline", {}).get("events_in", 0) >= 100
+                and r["pipeline"].get("kafka_lag") is not None
+            ),
+            "100 events and the lag",
+            240,
         )
         parts = {p["name"]: p for p in report["parts"]}
         assert all(p["running"] for p in parts.values()), parts
