@@ -159,6 +159,7 @@ class SparkStandalone:
         require_java(self.settings.jvm.java)
         master = self._require_master()
         if not pid_alive(master.pid):
+            _repick_taken_ports(master)
             self._launch(
                 master,
                 self._command(
@@ -189,13 +190,11 @@ class SparkStandalone:
         return self.master
 
     def _launch(self, daemon: SparkDaemon, cmd: list[str]) -> None:
-        for port in (daemon.port, daemon.webui_port):
-            if port_open(port):
-                raise StackError(f"port {port} for Spark {daemon.name} is already in use")
         daemon.work_dir.mkdir(parents=True, exist_ok=True)
         daemon.pid = spawn(cmd, daemon.log_file, env=self._env(), cwd=daemon.work_dir)
 
     def _launch_worker(self, worker: SparkDaemon) -> None:
+        _repick_taken_ports(worker)
         self._launch(
             worker,
             self._command(
@@ -282,3 +281,16 @@ class SparkStandalone:
             and pid_alive(self.master.pid)
             and all(pid_alive(w.pid) for w in self.workers)
         )
+
+
+def _repick_taken_ports(daemon: SparkDaemon) -> None:
+    """Give ``daemon`` new ports for those something took since they were planned.
+
+    Ports are planned when the stack is, and the JVMs started in between (brokers, the
+    master, other workers) bind ephemeral ports from the same range. The stack saves its
+    state after the start, so the ports the daemon really has are the ones recorded.
+    """
+    if port_open(daemon.port):
+        daemon.port = free_port()
+    if port_open(daemon.webui_port):
+        daemon.webui_port = free_port()
