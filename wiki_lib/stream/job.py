@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 
 LAKE_COLUMNS = tuple(RAW_SCHEMA.names)
 """The columns of the raw lake, in order (its types: :data:`wiki_lib.lake.RAW_SCHEMA`)."""
-_LAKE_EVENTS = "lake events"
-"""The key under which a small batch's lake rows are collected along with its tables."""
 _DELAY = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day)s?\s*$")
 
 
@@ -262,15 +260,13 @@ class StreamJob:
         usable_rows = summary["rows"] - summary["invalid"] - summary["canaries"]
         if usable_rows:
             lake_events = events.select(*LAKE_COLUMNS)
-            collect = dict(jobs)
             by_driver = self.lake and usable_rows <= self.settings.stream.lake_driver_max_rows
-            if by_driver:
-                collect[_LAKE_EVENTS] = lake_events
-            with ThreadPoolExecutor(max_workers=len(collect)) as pool:
-                futures = {name: pool.submit(frame.toArrow) for name, frame in collect.items()}
+            with ThreadPoolExecutor(max_workers=len(jobs) + 1) as pool:
+                futures = {name: pool.submit(frame.toArrow) for name, frame in jobs.items()}
+                lake_rows = pool.submit(lake_events.toArrow) if by_driver else None
                 tables = {name: future.result() for name, future in futures.items()}
-            if by_driver:
-                lake_events = tables.pop(_LAKE_EVENTS).cast(RAW_SCHEMA)
+                if lake_rows is not None:
+                    lake_events = lake_rows.result().cast(RAW_SCHEMA)
         batch_max = summary["max_time"]
         if batch_max is not None and batch_max.tzinfo is None:
             batch_max = batch_max.astimezone(UTC)  # PySpark hands back local wall time
