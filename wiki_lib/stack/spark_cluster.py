@@ -49,7 +49,7 @@ def _scala_version() -> str:
 
 @dataclass
 class SparkDaemon:
-    """One master or worker JVM: its ports, folders and pid."""
+    """One master or worker JVM: its ports (0 until its first start), folders and pid."""
 
     name: str
     port: int
@@ -94,7 +94,7 @@ class SparkStandalone:
         return f"spark://127.0.0.1:{self.master.port}"
 
     def plan(self, n_workers: int, *, cores: int = 1, memory: str = "1g") -> None:
-        """Pick free ports and folders for the master and ``n_workers`` workers."""
+        """Name the master and ``n_workers`` workers and their folders; ports come at start."""
         if n_workers < 1:
             raise StackError("a Spark standalone cluster needs at least one worker")
         self.worker_cores, self.worker_memory = cores, memory
@@ -105,8 +105,8 @@ class SparkStandalone:
         base = self.root / name
         return SparkDaemon(
             name=name,
-            port=free_port(),
-            webui_port=free_port(),
+            port=0,
+            webui_port=0,
             log_file=base / f"{name}.log",
             work_dir=base / "work",
         )
@@ -159,7 +159,7 @@ class SparkStandalone:
         require_java(self.settings.jvm.java)
         master = self._require_master()
         if not pid_alive(master.pid):
-            _repick_taken_ports(master)
+            _pick_ports(master)
             self._launch(
                 master,
                 self._command(
@@ -194,7 +194,7 @@ class SparkStandalone:
         daemon.pid = spawn(cmd, daemon.log_file, env=self._env(), cwd=daemon.work_dir)
 
     def _launch_worker(self, worker: SparkDaemon) -> None:
-        _repick_taken_ports(worker)
+        _pick_ports(worker)
         self._launch(
             worker,
             self._command(
@@ -283,14 +283,15 @@ class SparkStandalone:
         )
 
 
-def _repick_taken_ports(daemon: SparkDaemon) -> None:
-    """Give ``daemon`` new ports for those something took since they were planned.
+def _pick_ports(daemon: SparkDaemon) -> None:
+    """Free ports for a daemon about to start: new ones, or those it had if still free.
 
-    Ports are planned when the stack is, and the JVMs started in between (brokers, the
-    master, other workers) bind ephemeral ports from the same range. The stack saves its
-    state after the start, so the ports the daemon really has are the ones recorded.
+    Picked at launch, not when the stack is planned: the JVMs started in between (brokers,
+    the master, other workers) bind ephemeral ports from the same range. A restarted
+    daemon keeps its ports where it can, so workers still find their master. The stack
+    saves its state after the start, so the recorded ports are the ones in use.
     """
-    if port_open(daemon.port):
+    if not daemon.port or port_open(daemon.port):
         daemon.port = free_port()
-    if port_open(daemon.webui_port):
+    if not daemon.webui_port or port_open(daemon.webui_port):
         daemon.webui_port = free_port()
