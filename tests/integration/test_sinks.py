@@ -76,16 +76,19 @@ def _list_events(sink: ListSink) -> int:
     return sum(b.tables["traffic_minute"].column("events")[0].as_py() for b in sink.batches)
 
 
+@pytest.fixture
+def schema(settings: Settings, unique: Callable[[str], str]) -> str:
+    """A fresh schema with every migration applied."""
+    name = unique("sink")
+    db.migrate(settings.postgres, name)
+    return name
+
+
 @pytest.fixture(params=["postgres", "lake", "list"])
 def sink_case(
-    request: pytest.FixtureRequest,
-    settings: Settings,
-    tmp_path: Path,
-    unique: Callable[[str], str],
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path, schema: str
 ) -> Iterator[tuple[Sink, Callable[[], int]]]:
     if request.param == "postgres":
-        schema = unique("sink")
-        db.migrate(settings.postgres, schema)
         pg = PostgresSink(settings.postgres, schema)
         yield pg, lambda: _pg_events(pg)
     elif request.param == "lake":
@@ -113,11 +116,7 @@ def test_batch_lands_once(sink_case: tuple[Sink, Callable[[], int]]) -> None:
         sink.close()
 
 
-def test_postgres_rolls_back_a_failed_batch(
-    settings: Settings, unique: Callable[[str], str]
-) -> None:
-    schema = unique("sinkfail")
-    db.migrate(settings.postgres, schema)
+def test_postgres_rolls_back_a_failed_batch(settings: Settings, schema: str) -> None:
     sink = PostgresSink(settings.postgres, schema)
     good = _batch(0, 4)
     broken_table = good.tables["traffic_minute"].set_column(
@@ -163,10 +162,8 @@ def test_lake_ignores_files_of_uncommitted_batches(tmp_path: Path) -> None:
 
 
 def test_postgres_commits_a_batch_only_after_its_before_commit_hook(
-    settings: Settings, unique: Callable[[str], str]
+    settings: Settings, schema: str
 ) -> None:
-    schema = unique("sinkhook")
-    db.migrate(settings.postgres, schema)
     sink = PostgresSink(settings.postgres, schema)
     seen_inside: list[int] = []
 
@@ -196,13 +193,11 @@ class _BrokenLake(LakeSink):
 
 
 def test_stream_job_commits_postgres_only_once_the_lake_has_the_batch(
-    settings: Settings, unique: Callable[[str], str], tmp_path: Path
+    settings: Settings, schema: str, tmp_path: Path
 ) -> None:
     """The job writes the lake while PostgreSQL takes the batch; a lake failure undoes both."""
     from wiki_lib.stream.job import StreamJob
 
-    schema = unique("sinkjob")
-    db.migrate(settings.postgres, schema)
     job = StreamJob(settings, None, schema=schema)  # type: ignore[arg-type]  # no Spark needed
     pg = job._pg
     lake = _BrokenLake(tmp_path / "lake")
