@@ -204,16 +204,15 @@ class PostgresSink(Sink):
                 if cur.fetchone() is not None:
                     return 0
                 written = 0
-                took: dict[str, float] = {}
                 for name, table in batch.tables.items():
                     started = time.monotonic()
                     written += self._merge(cur, name, table)
-                    took[name] = (time.monotonic() - started) * 1000
-                log.debug(
-                    "batch %s in postgres, ms per table: %s",
-                    batch.batch_id,
-                    ", ".join(f"{name} {ms:.0f}" for name, ms in took.items()),
-                )
+                    log.debug(
+                        "batch %s: %s merged in %.0f ms",
+                        batch.batch_id,
+                        name,
+                        (time.monotonic() - started) * 1000,
+                    )
                 if batch.quarantine is not None and batch.quarantine.num_rows:
                     self._merge(cur, "quarantine", batch.quarantine)
                 if before_commit is not None:
