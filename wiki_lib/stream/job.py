@@ -37,7 +37,7 @@ from wiki_lib.stream.extra_metrics import EXTRA_TABLES
 from wiki_lib.stream.metrics import TABLES, drop_canaries, normalize, parse_events
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
 __all__ = ["LAKE_COLUMNS", "ProgressListener", "StreamJob", "parse_delay"]
@@ -160,10 +160,12 @@ class StreamJob:
             # state of every partition only when the batch's plan was fully executed.
             df.write.format("noop").mode("overwrite").save()
             return
-        df = df.persist()
+        previous = self._pg.last_progress(query)
+        prev_max = previous["max_event_time"] if previous else None
+        df = _flag_late(df, self._watermark(prev_max)).persist()
         try:
             t0 = time.perf_counter()
-            batch = self._compute(df, query, batch_id, started)
+            batch = self._compute(df, query, batch_id, started, prev_max)
             t1 = time.perf_counter()
             lake_ms = self._write_sinks(batch)
             t2 = time.perf_counter()
@@ -208,7 +210,18 @@ class StreamJob:
             self._pg.write(batch, before_commit=lake_written.result)
         return lake_written.result()
 
-    def _compute(self, df: DataFrame, query: str, batch_id: int, started: datetime) -> Batch:
+    def _watermark(self, prev_max: datetime | None) -> datetime | None:
+        """The batch's watermark: the newest event time of the batches before, less the delay."""
+        return prev_max - self.delay if prev_max else None
+
+    def _compute(
+        self,
+        df: DataFrame,
+        query: str,
+        batch_id: int,
+        started: datetime,
+        prev_max: datetime | None,
+    ) -> Batch:
         """Everything a batch writes, as Arrow tables: one summary job, then the tables.
 
         The tables' DataFrames are built while the summary job runs: each transformation is
@@ -222,14 +235,11 @@ class StreamJob:
         import pyarrow as pa
         from pyspark.sql import functions as F
 
-        previous = self._pg.last_progress(query)
-        prev_max = previous["max_event_time"] if previous else None
-        watermark = prev_max - self.delay if prev_max else None
         usable = F.col("parse_error").isNull()
         canary = usable & F.coalesce(F.col("event.meta.domain") == "canary", F.lit(False))
-        late = F.col("event_time") < F.lit(watermark) if watermark else F.lit(False)
+        late = F.col("is_late")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wikipulse-plan") as planner:
-            planned = planner.submit(_plan_tables, df, late)
+            planned = planner.submit(_plan_tables, df)
             summary = df.agg(
                 F.count(F.lit(1)).alias("rows"),
                 F.count("parse_error").alias("invalid"),
@@ -277,7 +287,7 @@ class StreamJob:
             duplicates_dropped=0,
             rows_invalid=int(summary["invalid"]),
             canaries_dropped=int(summary["canaries"]),
-            watermark=watermark,
+            watermark=self._watermark(prev_max),
             max_event_time=max(candidates) if candidates else None,
         )
         return Batch(
@@ -291,14 +301,28 @@ class StreamJob:
         )
 
 
-def _plan_tables(df: DataFrame, late: Column) -> tuple[DataFrame, dict[str, DataFrame]]:
-    """The batch's events (``is_late`` flagged) and every table's DataFrame over the on-time ones.
+def _flag_late(df: DataFrame, watermark: datetime | None) -> DataFrame:
+    """``df`` with ``is_late``: the event is older than the batch's watermark.
+
+    Added before the batch is cached, so that the watermark is compiled into the one stage
+    that fills the cache. Whole-stage code inlines a timestamp literal, so a watermark that
+    changes every batch would otherwise make every job reading the batch compile its code
+    anew (half a second per small batch).
+    """
+    from pyspark.sql import functions as F
+
+    late = F.col("event_time") < F.lit(watermark) if watermark else F.lit(False)
+    return df.withColumn("is_late", late)
+
+
+def _plan_tables(df: DataFrame) -> tuple[DataFrame, dict[str, DataFrame]]:
+    """The batch's events and every table's DataFrame over the on-time ones.
 
     Lazy: building them runs no Spark job, only the JVM's analysis.
     """
     from pyspark.sql import functions as F
 
-    events = drop_canaries(normalize(df)).withColumn("is_late", late)
+    events = drop_canaries(normalize(df))
     on_time = events.where(~F.col("is_late"))
     return events, {
         name: table.compute(on_time) for name, table in {**TABLES, **EXTRA_TABLES}.items()
