@@ -224,6 +224,9 @@ class StreamJob:
     ) -> Batch:
         """Everything a batch writes, as Arrow tables: one summary job, then the tables.
 
+        ``df`` is the cached batch, its late events flagged by :func:`_flag_late`; ``prev_max``
+        is the newest event time of the batches before.
+
         The tables' DataFrames are built while the summary job runs: each transformation is
         analysed by the JVM over Py4J, which takes a third of a second per batch, and nothing
         in them depends on the summary. The metric tables are then collected from concurrent
