@@ -45,7 +45,6 @@ from wiki_lib.query.errors import QueryError
 from wiki_lib.query.filters import Filters
 from wiki_lib.query.plan import (
     EPOCH_SQL,
-    EVENT_COLUMNS,
     MEASURES,
     TIME_DTYPE,
     End,
@@ -67,6 +66,7 @@ from wiki_lib.query.tables import (
     NAMESPACE,
     PAGE,
     RECENT_CHANGES,
+    RECENT_CHANGES_COLUMNS,
     TRAFFIC,
     USER,
     WIKI,
@@ -694,7 +694,7 @@ _EVENT_DTYPES = {"event_time": TIME_DTYPE, "namespace": "Int64", "length_delta":
 
 def _event_columns(prefix: str = "") -> sql.Composable:
     return sql.SQL(", ").join(
-        sql.SQL(prefix + "{}").format(sql.Identifier(c)) for c in EVENT_COLUMNS
+        sql.SQL(prefix + "{}").format(sql.Identifier(c)) for c in RECENT_CHANGES_COLUMNS
     )
 
 

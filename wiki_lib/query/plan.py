@@ -19,12 +19,19 @@ from psycopg2 import sql
 from wiki_lib.query.errors import QueryError
 from wiki_lib.query.filters import Filters
 from wiki_lib.query.reader import Reader
-from wiki_lib.query.tables import ACTIVITY, NAMESPACE, RECENT_CHANGES, TRAFFIC, WIKI, Family
+from wiki_lib.query.tables import (
+    ACTIVITY,
+    NAMESPACE,
+    RECENT_CHANGES,
+    RECENT_CHANGES_COLUMNS,
+    TRAFFIC,
+    WIKI,
+    Family,
+)
 from wiki_lib.query.window import Split, Window, make_window, split_window
 
 __all__ = [
     "EPOCH_SQL",
-    "EVENT_COLUMNS",
     "MEASURES",
     "ROLLED_UNTIL",
     "TIME_DTYPE",
@@ -50,20 +57,6 @@ End = datetime | str | None
 EPOCH_SQL = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
 _MAX_ROWS = 100_000
 TIME_DTYPE = "time"
-EVENT_COLUMNS = (
-    "event_id",
-    "event_time",
-    "wiki",
-    "server_name",
-    "type",
-    "namespace",
-    "title",
-    "user",
-    "is_bot",
-    "is_minor",
-    "length_delta",
-    "comment",
-)
 
 
 def kept_from_key(table: str) -> str:
@@ -218,7 +211,7 @@ class Request:
         Project and language are columns of the wiki and activity rows; elsewhere they become
         "one of the wikis whose rows in this window carry that project".
         """
-        own = family.columns if isinstance(family, Family) else EVENT_COLUMNS
+        own = family.columns if isinstance(family, Family) else RECENT_CHANGES_COLUMNS
         conditions: list[sql.Composable] = [sql.SQL("TRUE")]
         if filters.wiki:
             conditions.append(sql.SQL("wiki = ANY(%(f_wiki)s)"))

@@ -16,6 +16,7 @@ __all__ = [
     "NAMESPACE",
     "PAGE",
     "RECENT_CHANGES",
+    "RECENT_CHANGES_COLUMNS",
     "TRAFFIC",
     "USER",
     "WIKI",
@@ -120,3 +121,18 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (TRAFFIC, WIKI, NAMESPACE, PAG
 
 RECENT_CHANGES = "recent_changes"
 """The event-level table: every dimension, kept ``stream.recent_changes_hours``."""
+RECENT_CHANGES_COLUMNS = (
+    "event_id",
+    "event_time",
+    "wiki",
+    "server_name",
+    "type",
+    "namespace",
+    "title",
+    "user",
+    "is_bot",
+    "is_minor",
+    "length_delta",
+    "comment",
+)
+"""Its columns, in table order: what the stream job writes and the query API reads back."""

@@ -162,10 +162,11 @@ class StreamJob:
             return
         previous = self._pg.last_progress(query)
         prev_max = previous["max_event_time"] if previous else None
-        df = _flag_late(df, self._watermark(prev_max)).persist()
+        watermark = prev_max - self.delay if prev_max else None
+        df = _flag_late(df, watermark).persist()
         try:
             t0 = time.perf_counter()
-            batch = self._compute(df, query, batch_id, started, prev_max)
+            batch = self._compute(df, query, batch_id, started, prev_max, watermark)
             t1 = time.perf_counter()
             lake_ms = self._write_sinks(batch)
             t2 = time.perf_counter()
@@ -210,10 +211,6 @@ class StreamJob:
             self._pg.write(batch, before_commit=lake_written.result)
         return lake_written.result()
 
-    def _watermark(self, prev_max: datetime | None) -> datetime | None:
-        """The batch's watermark: the newest event time of the batches before, less the delay."""
-        return prev_max - self.delay if prev_max else None
-
     def _compute(
         self,
         df: DataFrame,
@@ -221,11 +218,12 @@ class StreamJob:
         batch_id: int,
         started: datetime,
         prev_max: datetime | None,
+        watermark: datetime | None,
     ) -> Batch:
         """Everything a batch writes, as Arrow tables: one summary job, then the tables.
 
         ``df`` is the cached batch, its late events flagged by :func:`_flag_late`; ``prev_max``
-        is the newest event time of the batches before.
+        is the newest event time of the batches before, ``watermark`` that less the delay.
 
         The tables' DataFrames are built while the summary job runs: each transformation is
         analysed by the JVM over Py4J, which takes a third of a second per batch, and nothing
@@ -290,7 +288,7 @@ class StreamJob:
             duplicates_dropped=0,
             rows_invalid=int(summary["invalid"]),
             canaries_dropped=int(summary["canaries"]),
-            watermark=self._watermark(prev_max),
+            watermark=watermark,
             max_event_time=max(candidates) if candidates else None,
         )
         return Batch(

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, StringType, TimestampType
 
 from wiki_lib.errors import StreamError
+from wiki_lib.query.tables import RECENT_CHANGES_COLUMNS
 from wiki_lib.stream.schema import JSON_OPTIONS, RECENTCHANGE_SCHEMA
 
 __all__ = [
@@ -368,20 +369,7 @@ def user_minute(events: DataFrame) -> DataFrame:
 
 def recent_changes(events: DataFrame) -> DataFrame:
     """One row per event with the fields the live feed shows (retention is the sink's job)."""
-    return events.select(
-        "event_id",
-        "event_time",
-        "wiki",
-        "server_name",
-        "type",
-        "namespace",
-        "title",
-        "user",
-        "is_bot",
-        "is_minor",
-        "length_delta",
-        "comment",
-    )
+    return events.select(*RECENT_CHANGES_COLUMNS)
 
 
 class MetricTable(NamedTuple):
