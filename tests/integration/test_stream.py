@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -139,7 +140,6 @@ def test_replayed_batch_changes_nothing(
     frame = parse_events(
         raw.select(
             "value",
-            F.col("value").alias("raw_value"),
             "topic",
             F.col("partition").alias("source_partition"),
             F.col("offset").alias("source_offset"),
@@ -191,7 +191,10 @@ def test_malformed_messages_are_quarantined(
         job.stop(query)
     conn = db.connect(settings.postgres, "reader")
     with conn.cursor() as cur:
-        cur.execute(f"SELECT source_offset, reason FROM {schema}.quarantine ORDER BY source_offset")
+        cur.execute(
+            f"SELECT source_offset, reason, raw_base64 FROM {schema}.quarantine "
+            "ORDER BY source_offset"
+        )
         reasons = cur.fetchall()
         cur.execute(f"SELECT count(*) FROM {schema}.recent_changes")
         (kept,) = cur.fetchone()
@@ -206,6 +209,7 @@ def test_malformed_messages_are_quarantined(
         "not_an_object",
         "invalid_event_time",
     ]
-    assert [r[0] for r in reasons] == list(range(1, 7))
+    assert [r[0] for r in reasons] == list(range(1, len(bad) + 1))
+    assert [base64.b64decode(r[2]) for r in reasons] == bad
     assert kept == len(good)
     assert invalid == len(bad)

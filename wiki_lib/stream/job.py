@@ -86,7 +86,13 @@ class StreamJob:
         return str(self.settings.checkpoint_dir / str(self.query_name))
 
     def source(self) -> DataFrame:
-        """The raw topic as a streaming DataFrame (value kept as bytes for dead letters)."""
+        """The raw topic as a streaming DataFrame with the record's offsets and append time.
+
+        ``value`` is the only copy of the record's bytes the job carries: it becomes
+        ``raw_json`` by a cast that keeps the bytes as they are (invalid UTF-8 included), so
+        the quarantine recovers the original bytes from it. A second copy would double the
+        largest column in the deduplication shuffle and in the batch's cache.
+        """
         from pyspark.sql import functions as F
 
         cfg = self.settings.stream
@@ -100,7 +106,6 @@ class StreamJob:
             reader = reader.option("maxOffsetsPerTrigger", str(cfg.max_offsets_per_trigger))
         return reader.load().select(
             F.col("value"),
-            F.col("value").alias("raw_value"),
             F.col("topic"),
             F.col("partition").alias("source_partition"),
             F.col("offset").alias("source_offset"),
@@ -260,7 +265,7 @@ class StreamJob:
                     "source_offset",
                     "kafka_timestamp",
                     F.col("parse_error").alias("reason"),
-                    F.base64("raw_value").alias("raw_base64"),
+                    F.base64(F.col("raw_json").cast("binary")).alias("raw_base64"),
                     F.lit(query).alias("query_name"),
                     F.lit(batch_id).cast("long").alias("batch_id"),
                 )
