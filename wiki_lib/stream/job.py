@@ -113,13 +113,18 @@ class StreamJob:
         )
 
     def deduplicated(self, raw: DataFrame) -> DataFrame:
-        """Parsed records, one per event id within the deduplication horizon."""
+        """Parsed records, one per event id within the deduplication horizon.
+
+        Only usable events are deduplicated by their id. A row the quarantine will take is
+        keyed by its own Kafka position: its id is not to be trusted (it may be empty, or
+        come from invalid JSON that repeats a key), and sharing one with another row would
+        drop that row unseen.
+        """
         from pyspark.sql import functions as F
 
         parsed = parse_events(raw)
-        key = F.coalesce(
-            F.col("event.meta.id"),
-            F.concat_ws(":", F.lit("offset"), "topic", "source_partition", "source_offset"),
+        key = F.when(F.col("parse_error").isNull(), F.col("event.meta.id")).otherwise(
+            F.concat_ws(":", F.lit("offset"), "topic", "source_partition", "source_offset")
         )
         return (
             parsed.withColumn("dedup_key", key)
