@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -18,15 +19,32 @@ from wiki_lib.commands._common import add_command, plain_flag
 from wiki_lib.config import Settings
 from wiki_lib.stack import LocalStack
 
-__all__ = ["machine", "plot_curve", "register", "to_markdown"]
+__all__ = ["machine", "plot_curve", "reference_loop_s", "register", "to_markdown"]
 
 _SUITES = ("ingest", "stream", "latency", "curve", "limits", "query")
 _ON_DEMAND = ("dashboard",)
 """Suites ``all`` leaves out: the dashboard one needs Playwright and runs for half an hour."""
 
 
+def reference_loop_s(iterations: int = 5_000_000, rounds: int = 3) -> float:
+    """Seconds the interpreter takes for a fixed loop of additions, best of ``rounds``.
+
+    Shared machines change speed from day to day (this project's development machine ran
+    at half speed one evening), so a figure is comparable with an older one only next to
+    this reference, taken at the same time on the same interpreter.
+    """
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for i in range(iterations):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+    """What the figures were measured on, and how fast it ran at the start."""
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -44,7 +62,8 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "os": platform.platform(),
-        "python": platform.python_version(),
+        "python": f"{platform.python_version()} ({sys.executable})",
+        "reference_loop_5m_additions_s": reference_loop_s(),
         "java": (java.stderr.splitlines() or ["?"])[0],
         "spark": pyspark.__version__,
         "load_average_at_start": os.getloadavg(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wiki_lib.commands.bench import plot_curve, to_markdown
+from wiki_lib.commands.bench import plot_curve, reference_loop_s, to_markdown
 
 POINTS = [
     {
@@ -36,3 +36,9 @@ def test_markdown_has_a_table_per_suite_and_the_curve(tmp_path: Path) -> None:
     assert "## limits" in text and "| copy_rows_per_s | 123456.0 |" in text
     assert "| 350 | 2.9 | 4.4 | 6.1 | 7.5 | 10500 |" in text
     assert "![latency percentiles against input rate](curve.png)" in text
+
+
+def test_reference_loop_takes_longer_for_more_work() -> None:
+    short = reference_loop_s(iterations=10_000, rounds=1)
+    long = reference_loop_s(iterations=2_000_000, rounds=1)
+    assert 0 < short < long
