@@ -91,10 +91,6 @@ class PostgresSink(Sink):
             self._conn.close()
         self._conn = None
 
-    def _cursor(self) -> Any:
-        self.setup()
-        return self._conn.cursor()
-
     def _table(self, name: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
 
