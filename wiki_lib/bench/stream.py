@@ -9,6 +9,11 @@ visible (the same transaction writes the batch's ``recent_changes`` and every ta
 manifests say which batch wrote each event, and the delay from the producer handing the event
 to Kafka to that moment is the end-to-end latency. Polling the small progress table keeps the
 measurement from loading the machine it measures.
+
+Each is put next to Spark's own limit on the same input, as the ingest benchmark puts the
+producer next to Kafka's perf tool: queries that run only the first stages of the job (read
+the topic; read, parse and deduplicate) and write nothing. No job that has to parse and
+deduplicate can be faster than they are.
 """
 
 from __future__ import annotations
@@ -40,9 +45,9 @@ from wiki_lib.sources.base import RawEvent
 from wiki_lib.stream.job import StreamJob
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["latency", "peak_memory_mb", "postgres_copy", "throughput"]
+__all__ = ["latency", "latency_floor", "peak_memory_mb", "postgres_copy", "throughput"]
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +168,43 @@ def throughput(
             ),
             "master": settings.spark.master,
             **peak_memory_mb(),
+            **{
+                f"limit_{stage}_events_per_s": _noop_rate(frame, workdir / f"limit-{stage}")
+                for stage, frame in _stages(StreamJob(cfg, spark, lake=False)).items()
+            },
         }
     finally:
         _drop(bench)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _stages(job: StreamJob) -> dict[str, DataFrame]:
+    """The job's first stages as streaming DataFrames: the Kafka read, then parse and dedup."""
+    return {"read": job.source(), "parse_dedup": job.deduplicated(job.source())}
+
+
+def _noop_rate(frame: DataFrame, checkpoint: Path) -> float | None:
+    """Events/s of ``frame`` into Spark's no-op sink with ``availableNow``, first to last batch.
+
+    Counted as the job is: the first batch (planning, the JVM warming up) only marks the start.
+    """
+    query = (
+        frame.writeStream.format("noop")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    batches = [p for p in query.recentProgress if p.numInputRows > 0]
+    if len(batches) < 2:
+        return None
+
+    def end(progress: Any) -> float:
+        started = datetime.fromisoformat(progress.timestamp.replace("Z", "+00:00"))
+        return started.timestamp() + progress.batchDuration / 1000
+
+    span = end(batches[-1]) - end(batches[0])
+    return round(sum(p.numInputRows for p in batches[1:]) / span, 1) if span > 0 else None
 
 
 class _Stamped(Source):
@@ -191,6 +229,34 @@ class _Stamped(Source):
         self.inner.close()
 
 
+def _paced_source(rate: float, seconds: float, warmup_s: float) -> _Stamped:
+    """Synthetic events at ``rate`` per second for the warm-up and the measured seconds."""
+    total = int(rate * (seconds + warmup_s))
+    return _Stamped(SyntheticSource(total, rate=rate, speed=1.0, seed=11, start=datetime.now(UTC)))
+
+
+def _delays(
+    source: _Stamped, seen: dict[str, float], warmup_s: float, rate: float, trigger: str
+) -> dict[str, Any]:
+    """Percentiles of the delays from send to seen, leaving out the warm-up's events."""
+    cutoff = min(source.sent.values()) + warmup_s
+    delays = sorted(seen[i] - t for i, t in source.sent.items() if i in seen and t >= cutoff)
+
+    def pct(p: float) -> float | None:
+        return round(delays[min(len(delays) - 1, int(p * len(delays)))], 3) if delays else None
+
+    return {
+        "rate_events_per_s": rate,
+        "trigger": trigger,
+        "measured_events": len(delays),
+        "missing_after_30s": len(source.sent) - len(seen),
+        "p50_s": pct(0.50),
+        "p90_s": pct(0.90),
+        "p99_s": pct(0.99),
+        "max_s": round(delays[-1], 3) if delays else None,
+    }
+
+
 def latency(
     settings: Settings,
     spark: SparkSession,
@@ -204,11 +270,9 @@ def latency(
     workdir = Path(tempfile.mkdtemp(prefix="wikipulse-bench-"))
     bench = _isolated(settings, "lat", workdir)
     cfg = bench.with_overrides(stream={"trigger": trigger, "starting_offsets": "latest"})
-    total = int(rate * (seconds + warmup_s))
-    source = _Stamped(
-        SyntheticSource(total, rate=rate, speed=1.0, seed=11, start=datetime.now(UTC))
-    )
+    source = _paced_source(rate, seconds, warmup_s)
     visible: dict[int, float] = {}
+    seen: dict[str, float] = {}
     stop = threading.Event()
     job = StreamJob(cfg, spark, lake=True)
     query = job.start()
@@ -220,7 +284,6 @@ def latency(
         with IngestProducer(cfg, create_topics=False, log_interval_s=3600) as producer:
             producer.run(source, progress=False)
         deadline = time.time() + 30
-        seen: dict[str, float] = {}
         read: set[int] = set()
         while len(seen) < len(source.sent) and time.time() < deadline:
             time.sleep(0.5)
@@ -231,23 +294,63 @@ def latency(
         job.stop(query)
         _drop(bench)
         shutil.rmtree(workdir, ignore_errors=True)
-    cutoff = min(source.sent.values()) + warmup_s
-    delays = sorted(seen[i] - t for i, t in source.sent.items() if i in seen and t >= cutoff)
-    missing = len(source.sent) - len(seen)
+    return _delays(source, seen, warmup_s, rate, trigger)
 
-    def pct(p: float) -> float | None:
-        return round(delays[min(len(delays) - 1, int(p * len(delays)))], 3) if delays else None
 
-    return {
-        "rate_events_per_s": rate,
-        "trigger": trigger,
-        "measured_events": len(delays),
-        "missing_after_30s": missing,
-        "p50_s": pct(0.50),
-        "p90_s": pct(0.90),
-        "p99_s": pct(0.99),
-        "max_s": round(delays[-1], 3) if delays else None,
-    }
+def latency_floor(
+    settings: Settings,
+    spark: SparkSession,
+    *,
+    stage: str = "parse_dedup",
+    rate: float = 350.0,
+    seconds: float = 60.0,
+    trigger: str = "1 second",
+    warmup_s: float = 10.0,
+) -> dict[str, Any]:
+    """The latency benchmark's input through only the job's first stages: Spark's own floor.
+
+    The query runs ``stage`` of :func:`_stages` with the job's trigger and, in ``foreachBatch``,
+    only collects the batch's event ids; an event counts as seen when that collect returns.
+    Whatever the full job adds to these delays is its tables, the lake and PostgreSQL.
+    """
+    from pyspark.sql import functions as F
+
+    workdir = Path(tempfile.mkdtemp(prefix="wikipulse-bench-"))
+    bench = _isolated(settings, "floor", workdir)
+    cfg = bench.with_overrides(stream={"trigger": trigger, "starting_offsets": "latest"})
+    frame = _stages(StreamJob(cfg, spark, lake=False))[stage]
+    ids = (
+        F.col("dedup_key")
+        if stage == "parse_dedup"
+        else F.get_json_object(F.col("value").cast("string"), "$.meta.id")
+    )
+    source = _paced_source(rate, seconds, warmup_s)
+    seen: dict[str, float] = {}
+
+    def note(df: DataFrame, _batch_id: int) -> None:
+        rows = df.select(ids.alias("id")).collect()
+        now = time.time()
+        seen.update((row.id, now) for row in rows)
+
+    query = (
+        frame.writeStream.option("checkpointLocation", str(workdir / "ckpt"))
+        .foreachBatch(note)
+        .trigger(processingTime=trigger)
+        .start()
+    )
+    try:
+        while query.lastProgress is None:
+            time.sleep(0.2)
+        with IngestProducer(cfg, create_topics=False, log_interval_s=3600) as producer:
+            producer.run(source, progress=False)
+        deadline = time.time() + 30
+        while len(seen) < len(source.sent) and time.time() < deadline:
+            time.sleep(0.5)
+    finally:
+        query.stop()
+        _drop(bench)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"stage": stage, **_delays(source, seen, warmup_s, rate, trigger)}
 
 
 def _poll(settings: Settings, visible: dict[int, float], stop: threading.Event) -> None:
