@@ -128,12 +128,12 @@ class StreamSettings(_Section):
     starting_offsets: str = Field("earliest", description="Kafka startingOffsets")
     max_offsets_per_trigger: int | None = Field(None, ge=1, description="maxOffsetsPerTrigger")
     recent_changes_hours: int = Field(24, ge=1, description="hours recent_changes keeps")
-    lake_driver_max_rows: int = Field(
+    driver_max_rows: int = Field(
         20_000,
         ge=0,
-        description="micro-batches of at most this many events are collected with the tables "
-        "and written to the lake by pyarrow (faster for small batches); larger ones, and all "
-        "when 0, by Spark's Parquet writer on the executors",
+        description="micro-batches of at most this many events are collected once, and their "
+        "tables and lake files are computed on the driver by pyarrow (no Spark job per table); "
+        "larger ones, and all when 0, by Spark on the executors",
     )
 
 

@@ -28,8 +28,9 @@ def replayed(
 ) -> Iterator[tuple[Settings, str, Path]]:
     """One availableNow run over the corpus in several micro-batches.
 
-    Batches of more than 1,000 events write the lake with Spark, smaller ones (the last) with
-    pyarrow, so the lake test reads both writers' files.
+    Batches of more than 1,000 events are computed and written to the lake by Spark, smaller
+    ones (the last) on the driver by pyarrow, so the oracle comparison covers both ways of
+    computing the tables and the lake test reads both writers' files.
     """
     import uuid
 
@@ -37,7 +38,7 @@ def replayed(
     db.migrate(corpus.settings.postgres, schema)
     workdir = tmp_path_factory.mktemp("speed")
     settings = job_settings(
-        corpus, schema, workdir, max_offsets_per_trigger=1500, lake_driver_max_rows=1000
+        corpus, schema, workdir, max_offsets_per_trigger=1500, driver_max_rows=1000
     )
     job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
     query = job.start()

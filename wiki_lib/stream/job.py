@@ -33,6 +33,7 @@ from wiki_lib.lake import RAW_SCHEMA
 from wiki_lib.sinks.base import Batch, BatchStats, Sink
 from wiki_lib.sinks.lake import LakeSink
 from wiki_lib.sinks.postgres import PostgresSink
+from wiki_lib.stream.arrow_metrics import ARROW_TABLES
 from wiki_lib.stream.extra_metrics import EXTRA_TABLES
 from wiki_lib.stream.metrics import TABLES, drop_canaries, normalize, parse_events
 
@@ -235,22 +236,23 @@ class StreamJob:
         ``df`` is the cached batch, its late events flagged by :func:`_flag_late`; ``prev_max``
         is the newest event time of the batches before, ``watermark`` that less the delay.
 
-        The tables' DataFrames are built while the summary job runs: each transformation is
-        analysed by the JVM over Py4J, which takes a third of a second per batch, and nothing
-        in them depends on the summary. The metric tables are then collected from concurrent
-        threads: each is a small Spark job, and on a small machine their scheduling latency,
-        not their work, dominates. A small batch's lake rows are collected with them, so that
-        pyarrow writes its files in milliseconds instead of a Spark job taking half a second;
-        a large batch's stay a DataFrame that Spark writes (see ``lake_driver_max_rows``).
+        The batch's events DataFrame is built while the summary job runs: each transformation
+        is analysed by the JVM over Py4J, and nothing in it depends on the summary. A small
+        batch (``driver_max_rows``) is then collected once, with the lake's columns, and its
+        tables are computed on the driver by :mod:`.arrow_metrics`: on a small machine the
+        scheduling of one Spark job per table, not their work, is what a small batch waits
+        for. A large batch's tables are Spark jobs run from concurrent threads, and its lake
+        rows stay a DataFrame that Spark writes.
         """
         import pyarrow as pa
+        import pyarrow.compute as pc
         from pyspark.sql import functions as F
 
         usable = F.col("parse_error").isNull()
         canary = usable & F.coalesce(F.col("event.meta.domain") == "canary", F.lit(False))
         late = F.col("is_late")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wikipulse-plan") as planner:
-            planned = planner.submit(_plan_tables, df)
+            planned = planner.submit(_plan_events, df)
             summary = df.agg(
                 F.count(F.lit(1)).alias("rows"),
                 F.count("parse_error").alias("invalid"),
@@ -258,7 +260,7 @@ class StreamJob:
                 F.count_if(usable & ~canary & late).alias("late"),
                 F.max(F.when(usable & ~canary, F.col("event_time"))).alias("max_time"),
             ).first()
-            events, jobs = planned.result()
+            events = planned.result()
         assert summary is not None
         quarantine = None
         if summary["invalid"]:
@@ -279,15 +281,20 @@ class StreamJob:
         lake_events: DataFrame | pa.Table | None = None
         tables: dict[str, pa.Table] = {}
         usable_rows = summary["rows"] - summary["invalid"] - summary["canaries"]
-        if usable_rows:
+        if usable_rows and usable_rows <= self.settings.stream.driver_max_rows:
+            lake_events = events.select(*LAKE_COLUMNS).toArrow().cast(RAW_SCHEMA)
+            on_time = lake_events.filter(pc.invert(lake_events["is_late"]))
+            tables = {name: compute(on_time) for name, compute in ARROW_TABLES.items()}
+        elif usable_rows:
             lake_events = events.select(*LAKE_COLUMNS)
-            by_driver = self.lake and usable_rows <= self.settings.stream.lake_driver_max_rows
-            with ThreadPoolExecutor(max_workers=len(jobs) + 1) as pool:
+            on_time_df = events.where(~late)
+            jobs = {
+                name: table.compute(on_time_df)
+                for name, table in {**TABLES, **EXTRA_TABLES}.items()
+            }
+            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
                 futures = {name: pool.submit(frame.toArrow) for name, frame in jobs.items()}
-                lake_rows = pool.submit(lake_events.toArrow) if by_driver else None
                 tables = {name: future.result() for name, future in futures.items()}
-                if lake_rows is not None:
-                    lake_events = lake_rows.result().cast(RAW_SCHEMA)
         batch_max = summary["max_time"]
         if batch_max is not None and batch_max.tzinfo is None:
             batch_max = batch_max.astimezone(UTC)  # PySpark hands back local wall time
@@ -326,18 +333,9 @@ def _flag_late(df: DataFrame, watermark: datetime | None) -> DataFrame:
     return df.withColumn("is_late", late)
 
 
-def _plan_tables(df: DataFrame) -> tuple[DataFrame, dict[str, DataFrame]]:
-    """The batch's events and every table's DataFrame over the on-time ones.
-
-    Lazy: building them runs no Spark job, only the JVM's analysis.
-    """
-    from pyspark.sql import functions as F
-
-    events = drop_canaries(normalize(df))
-    on_time = events.where(~F.col("is_late"))
-    return events, {
-        name: table.compute(on_time) for name, table in {**TABLES, **EXTRA_TABLES}.items()
-    }
+def _plan_events(df: DataFrame) -> DataFrame:
+    """The batch's usable, canary-free events (lazy: only the JVM's analysis runs)."""
+    return drop_canaries(normalize(df))
 
 
 class ProgressListener(StreamingQueryListener):
