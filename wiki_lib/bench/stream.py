@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,9 +45,10 @@ from wiki_lib.sources.base import RawEvent
 from wiki_lib.stream.job import StreamJob
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
 
-__all__ = ["latency", "latency_floor", "peak_memory_mb", "postgres_copy", "throughput"]
+__all__ = ["STAGES", "latency", "latency_floor", "peak_memory_mb", "postgres_copy", "throughput"]
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +170,9 @@ def throughput(
             "master": settings.spark.master,
             **peak_memory_mb(),
             **{
-                f"limit_{stage}_events_per_s": _noop_rate(frame, workdir / f"limit-{stage}")
-                for stage, frame in _stages(StreamJob(cfg, spark, lake=False)).items()
+                f"limit_{stage}_events_per_s": _noop_rate(build(job)[0], workdir / f"limit-{stage}")
+                for job in [StreamJob(cfg, spark, lake=False)]
+                for stage, build in _STAGES.items()
             },
         }
     finally:
@@ -178,9 +180,26 @@ def throughput(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _stages(job: StreamJob) -> dict[str, DataFrame]:
-    """The job's first stages as streaming DataFrames: the Kafka read, then parse and dedup."""
-    return {"read": job.source(), "parse_dedup": job.deduplicated(job.source())}
+def _read_stage(job: StreamJob) -> tuple[DataFrame, Column]:
+    """The job's Kafka read; an event's id is still inside its raw JSON."""
+    from pyspark.sql import functions as F
+
+    return job.source(), F.get_json_object(F.col("value").cast("string"), "$.meta.id")
+
+
+def _parse_dedup_stage(job: StreamJob) -> tuple[DataFrame, Column]:
+    """The job's read, parse and deduplication; the dedup key is the event's id."""
+    from pyspark.sql import functions as F
+
+    return job.deduplicated(job.source()), F.col("dedup_key")
+
+
+_STAGES: dict[str, Callable[[StreamJob], tuple[DataFrame, Column]]] = {
+    "read": _read_stage,
+    "parse_dedup": _parse_dedup_stage,
+}
+STAGES: tuple[str, ...] = tuple(_STAGES)
+"""The job's first stages, by name, that the limit figures run alone."""
 
 
 def _noop_rate(frame: DataFrame, checkpoint: Path) -> float | None:
@@ -235,6 +254,28 @@ def _paced_source(rate: float, seconds: float, warmup_s: float) -> _Stamped:
     return _Stamped(SyntheticSource(total, rate=rate, speed=1.0, seed=11, start=datetime.now(UTC)))
 
 
+def _produce_and_wait(
+    cfg: Settings,
+    query: StreamingQuery,
+    source: _Stamped,
+    seen: dict[str, float],
+    look: Callable[[], None] = lambda: None,
+) -> None:
+    """Produce ``source`` once the query ran its first (empty) batch; wait until all is seen.
+
+    ``look`` is called every half second to add to ``seen``; the wait ends after 30 s, and
+    what was not seen by then is reported as missing.
+    """
+    while query.lastProgress is None:
+        time.sleep(0.2)
+    with IngestProducer(cfg, create_topics=False, log_interval_s=3600) as producer:
+        producer.run(source, progress=False)
+    deadline = time.time() + 30
+    while len(seen) < len(source.sent) and time.time() < deadline:
+        time.sleep(0.5)
+        look()
+
+
 def _delays(
     source: _Stamped, seen: dict[str, float], warmup_s: float, rate: float, trigger: str
 ) -> dict[str, Any]:
@@ -277,17 +318,12 @@ def latency(
     job = StreamJob(cfg, spark, lake=True)
     query = job.start()
     try:
-        while query.lastProgress is None:  # the query is planning its first (empty) batch
-            time.sleep(0.2)
         poller = threading.Thread(target=_poll, args=(cfg, visible, stop), daemon=True)
         poller.start()
-        with IngestProducer(cfg, create_topics=False, log_interval_s=3600) as producer:
-            producer.run(source, progress=False)
-        deadline = time.time() + 30
         read: set[int] = set()
-        while len(seen) < len(source.sent) and time.time() < deadline:
-            time.sleep(0.5)
-            _visible_events(cfg, visible, seen, read)
+        _produce_and_wait(
+            cfg, query, source, seen, lambda: _visible_events(cfg, visible, seen, read)
+        )
         stop.set()
         poller.join()
     finally:
@@ -309,21 +345,15 @@ def latency_floor(
 ) -> dict[str, Any]:
     """The latency benchmark's input through only the job's first stages: Spark's own floor.
 
-    The query runs ``stage`` of :func:`_stages` with the job's trigger and, in ``foreachBatch``,
-    only collects the batch's event ids; an event counts as seen when that collect returns.
+    The query runs ``stage`` (one of :data:`STAGES`) with the job's trigger and, in
+    ``foreachBatch``, only collects the batch's event ids; an event counts as seen when that
+    collect returns.
     Whatever the full job adds to these delays is its tables, the lake and PostgreSQL.
     """
-    from pyspark.sql import functions as F
-
     workdir = Path(tempfile.mkdtemp(prefix="wikipulse-bench-"))
     bench = _isolated(settings, "floor", workdir)
     cfg = bench.with_overrides(stream={"trigger": trigger, "starting_offsets": "latest"})
-    frame = _stages(StreamJob(cfg, spark, lake=False))[stage]
-    ids = (
-        F.col("dedup_key")
-        if stage == "parse_dedup"
-        else F.get_json_object(F.col("value").cast("string"), "$.meta.id")
-    )
+    frame, ids = _STAGES[stage](StreamJob(cfg, spark, lake=False))
     source = _paced_source(rate, seconds, warmup_s)
     seen: dict[str, float] = {}
 
@@ -339,13 +369,7 @@ def latency_floor(
         .start()
     )
     try:
-        while query.lastProgress is None:
-            time.sleep(0.2)
-        with IngestProducer(cfg, create_topics=False, log_interval_s=3600) as producer:
-            producer.run(source, progress=False)
-        deadline = time.time() + 30
-        while len(seen) < len(source.sent) and time.time() < deadline:
-            time.sleep(0.5)
+        _produce_and_wait(cfg, query, source, seen)
     finally:
         query.stop()
         _drop(bench)

@@ -184,7 +184,7 @@ def _measure(settings: Settings, suites: tuple[str, ...], args: argparse.Namespa
                 figures["latency"] = stream_bench.latency(
                     settings, spark, rate=args.rate, seconds=args.seconds
                 )
-                for stage in ("read", "parse_dedup"):
+                for stage in stream_bench.STAGES:
                     figures[f"latency_limit_{stage}"] = stream_bench.latency_floor(
                         settings, spark, stage=stage, rate=args.rate, seconds=args.seconds
                     )
