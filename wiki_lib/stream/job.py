@@ -155,7 +155,12 @@ class StreamJob:
         return writer.start()
 
     def stop(self, query: StreamingQuery) -> None:
-        """Stop the query (the current batch finishes first) and detach the listener."""
+        """Stop the query and detach the listener.
+
+        Spark cancels a batch that is running; nothing of it is lost: its offsets are not
+        committed, so a restart runs it again, and the batch-id check skips its writes if
+        PostgreSQL had already committed them.
+        """
         query.stop()
         self.spark.streams.removeListener(self._listener)
         for sink in [*self._sinks, self._pg]:
