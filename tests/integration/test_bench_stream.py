@@ -12,6 +12,7 @@ import pytest
 
 from wiki_lib.bench import stream as stream_bench
 from wiki_lib.config import Settings
+from wiki_lib.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +50,8 @@ def test_latency_floor_sees_every_paced_event(settings: Settings, spark: Any, st
     )
     assert figures["stage"] == stage
     _ordered(figures)
+
+
+def test_latency_floor_refuses_an_unknown_stage(settings: Settings, spark: Any) -> None:
+    with pytest.raises(ConfigError, match="parse_dedup"):
+        stream_bench.latency_floor(settings, spark, stage="parse")

@@ -37,6 +37,7 @@ from psycopg2 import sql
 from wiki_lib import db
 from wiki_lib.bench.ingest import synthetic_worker
 from wiki_lib.config import Settings
+from wiki_lib.errors import ConfigError
 from wiki_lib.kafka_admin import delete_topics, ensure_topics, ingest_topic_specs
 from wiki_lib.lake import batch_files
 from wiki_lib.producer import IngestProducer
@@ -156,6 +157,7 @@ def throughput(
         conn.close()
         first_batch = int(rows or 0) and min(batch, produced)
         span = float(span or 0.0)
+        alone = StreamJob(cfg, spark, lake=False)
         return {
             "events": produced,
             "producer_load_events_per_s": round(produced / load_s, 1),
@@ -170,8 +172,9 @@ def throughput(
             "master": settings.spark.master,
             **peak_memory_mb(),
             **{
-                f"limit_{stage}_events_per_s": _noop_rate(build(job)[0], workdir / f"limit-{stage}")
-                for job in [StreamJob(cfg, spark, lake=False)]
+                f"limit_{stage}_events_per_s": _noop_rate(
+                    build(alone)[0], workdir / f"limit-{stage}"
+                )
                 for stage, build in _STAGES.items()
             },
         }
@@ -350,6 +353,8 @@ def latency_floor(
     collect returns.
     Whatever the full job adds to these delays is its tables, the lake and PostgreSQL.
     """
+    if stage not in _STAGES:
+        raise ConfigError(f"no stage {stage!r} to measure alone; the stages are {STAGES}")
     workdir = Path(tempfile.mkdtemp(prefix="wikipulse-bench-"))
     bench = _isolated(settings, "floor", workdir)
     cfg = bench.with_overrides(stream={"trigger": trigger, "starting_offsets": "latest"})
