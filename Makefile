@@ -3,10 +3,12 @@
 # except the system packages `make system` adds when they are missing.
 
 VENV ?= .venv
-# The interpreter the virtualenv is built on. Its build matters: on the development machine
-# the producer ran 13 to 17 % faster on Debian's optimised CPython than on a plain pyenv build
-# (docs/benchmarks.md), e.g. `make setup PYTHON=/usr/bin/python3`.
-PYTHON ?= python3
+# The interpreter the virtualenv is built on. Its build matters: the producer runs 13 to 25 %
+# faster on Debian's CPython than on a pyenv build made without --enable-optimizations
+# (docs/benchmarks.md), so the distribution's python3 is preferred when it is 3.11 or newer.
+# `make setup PYTHON=...` chooses another.
+SYSTEM_PYTHON_OK := $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo yes)
+PYTHON ?= $(if $(SYSTEM_PYTHON_OK),/usr/bin/python3,python3)
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
