@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from wiki_lib.config import Settings
 from wiki_lib.errors import SinkError
+from wiki_lib.sinks.lake import manifest_path
 
 __all__ = [
     "RAW",
@@ -107,17 +108,28 @@ def _committed(base: Path) -> list[str]:
 
 
 def batch_files(
-    where: Settings | Path, query_name: str, dataset: str = RAW
+    where: Settings | Path,
+    query_name: str,
+    dataset: str = RAW,
+    *,
+    batch_ids: Iterable[int] | None = None,
 ) -> dict[int, list[Path]]:
     """The files each committed micro-batch of ``query_name`` wrote, by batch id.
 
     Links an event to the batch (and so the commit) that made it visible. Files a compaction
-    has merged since belong to no batch any more and are left out.
+    has merged since belong to no batch any more and are left out. ``batch_ids`` reads only
+    those batches' manifests (the ones not committed are left out), for a caller that follows
+    a running query and must not read its whole history on every look.
     """
-    base = _root(where) / dataset
-    commits = base / "_commits" / query_name
+    root = _root(where)
+    base = root / dataset
+    if batch_ids is None:
+        manifests = sorted((base / "_commits" / query_name).glob("*.json"))
+    else:
+        wanted = (manifest_path(root, dataset, query_name, b) for b in sorted(set(batch_ids)))
+        manifests = [m for m in wanted if m.exists()]
     found: dict[int, list[Path]] = {}
-    for manifest in sorted(commits.glob("*.json")):
+    for manifest in manifests:
         entry = json.loads(manifest.read_text())
         paths = [base / rel for rel in entry["files"]]
         found[int(entry["batch_id"])] = [p for p in paths if p.exists()]

@@ -132,6 +132,13 @@ def test_batch_files_name_the_events_each_batch_wrote(
     assert lake.batch_files(root, "another_query") == {}
 
 
+def test_batch_files_reads_only_the_batches_asked_for(root: Path) -> None:
+    every = lake.batch_files(root, "q")
+    assert lake.batch_files(root, "q", batch_ids=[2, 0, 2]) == {b: every[b] for b in (0, 2)}
+    assert lake.batch_files(root, "q", batch_ids=[len(every) + 5]) == {}  # not committed
+    assert lake.batch_files(root, "q", batch_ids=[]) == {}
+
+
 def _partition_files(root: Path) -> Counter[str]:
     return Counter(f.parent.relative_to(root / "raw").as_posix() for f in lake.readable_files(root))
 

@@ -409,19 +409,18 @@ def _visible_events(
 ) -> None:
     """Add to ``seen`` when each event of a newly visible batch became visible.
 
-    ``read`` holds the batches already accounted for, which are not read again: the caller
-    asks every half second.
+    ``read`` holds the batches already accounted for; only the manifests of the others are
+    read (the caller asks every half second).
     """
     import pyarrow.parquet as pq
 
-    for batch_id, paths in batch_files(settings, settings.stream.query_name).items():
-        at = visible.get(batch_id)
-        if at is None or batch_id in read:
-            continue
+    new = [batch_id for batch_id in list(visible) if batch_id not in read]
+    query = settings.stream.query_name
+    for batch_id, paths in batch_files(settings, query, batch_ids=new).items():
         read.add(batch_id)
         for path in paths:
             for event_id in pq.read_table(path, columns=["event_id"]).column(0).to_pylist():
-                seen[event_id] = at
+                seen[event_id] = visible[batch_id]
 
 
 def postgres_copy(settings: Settings, *, rows: int = 500_000) -> dict[str, Any]:

@@ -23,13 +23,14 @@ import pyarrow.parquet as pq
 from wiki_lib.errors import SinkError
 from wiki_lib.sinks.base import Batch, Sink
 
-__all__ = ["LakeSink"]
+__all__ = ["LakeSink", "manifest_path"]
 
 _PARTITIONS = ("event_date", "event_hour")
 
 
-def _manifest_dir(root: Path, dataset: str, query_name: str) -> Path:
-    return root / dataset / "_commits" / query_name
+def manifest_path(root: Path, dataset: str, query_name: str, batch_id: int) -> Path:
+    """Where the manifest of one micro-batch of ``query_name`` is (or will be) written."""
+    return root / dataset / "_commits" / query_name / f"{batch_id:012d}.json"
 
 
 class LakeSink(Sink):
@@ -51,7 +52,7 @@ class LakeSink(Sink):
         self.base.mkdir(parents=True, exist_ok=True)
 
     def _manifest(self, query_name: str, batch_id: int) -> Path:
-        return _manifest_dir(self.root, self.dataset, query_name) / f"{batch_id:012d}.json"
+        return manifest_path(self.root, self.dataset, query_name, batch_id)
 
     def committed(self, query_name: str, batch_id: int) -> bool:
         """Whether the batch's manifest exists."""
