@@ -153,6 +153,27 @@ def test_replayed_batch_changes_nothing(
     assert table_differences(settings, schema, corpus.oracle) == {}
 
 
+def test_stop_lets_the_running_batch_finish(
+    corpus: CorpusTopic, spark: object, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Stopped while its first batch (the whole corpus) runs, the job lands that batch first."""
+    schema = unique("drain")
+    db.migrate(corpus.settings.postgres, schema)
+    settings = job_settings(corpus, schema, tmp_path, trigger="1 second")
+    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
+    query = job.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not (query.status["isTriggerActive"] and query.status["isDataAvailable"]):
+            assert time.monotonic() < deadline and query.exception() is None
+            time.sleep(0.02)
+    finally:
+        job.stop(query, drain_s=120)
+    batches = progress_rows(settings, schema, str(settings.stream.query_name))
+    assert batches and batches[0]["batch_id"] == 0
+    assert table_differences(settings, schema, corpus.oracle) == {}
+
+
 def test_malformed_messages_are_quarantined(
     corpus: CorpusTopic,
     spark: object,

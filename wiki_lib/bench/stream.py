@@ -43,7 +43,7 @@ from wiki_lib.lake import batch_files
 from wiki_lib.producer import IngestProducer
 from wiki_lib.sources import DEFAULT_CORPUS, Source, SyntheticSource
 from wiki_lib.sources.base import RawEvent
-from wiki_lib.stream.job import StreamJob
+from wiki_lib.stream.job import StreamJob, stop_query
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -376,7 +376,7 @@ def latency_floor(
     try:
         _produce_and_wait(cfg, query, source, seen)
     finally:
-        query.stop()
+        stop_query(query)
         _drop(bench)
         shutil.rmtree(workdir, ignore_errors=True)
     return {"stage": stage, **_delays(source, seen, warmup_s, rate, trigger)}

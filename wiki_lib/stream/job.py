@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-__all__ = ["LAKE_COLUMNS", "ProgressListener", "StreamJob", "parse_delay"]
+__all__ = ["LAKE_COLUMNS", "ProgressListener", "StreamJob", "parse_delay", "stop_query"]
 
 log = logging.getLogger(__name__)
 
@@ -154,14 +154,9 @@ class StreamJob:
         self.spark.streams.addListener(self._listener)
         return writer.start()
 
-    def stop(self, query: StreamingQuery) -> None:
-        """Stop the query and detach the listener.
-
-        Spark cancels a batch that is running; nothing of it is lost: its offsets are not
-        committed, so a restart runs it again, and the batch-id check skips its writes if
-        PostgreSQL had already committed them.
-        """
-        query.stop()
+    def stop(self, query: StreamingQuery, *, drain_s: float = 30.0) -> None:
+        """Stop the query as :func:`stop_query` does, detach the listener, close the sinks."""
+        stop_query(query, drain_s=drain_s)
         self.spark.streams.removeListener(self._listener)
         for sink in [*self._sinks, self._pg]:
             sink.close()
@@ -322,6 +317,25 @@ class StreamJob:
             quarantine=quarantine,
             started_at=started,
         )
+
+
+def stop_query(query: StreamingQuery, *, drain_s: float = 30.0) -> None:
+    """Stop ``query`` once its running batch has ended, waiting for that at most ``drain_s``.
+
+    A batch cancelled half-way is lost work and fills the log with Spark's interruption
+    errors. Past ``drain_s`` (or if the next trigger starts in the instant before the stop)
+    Spark cancels the batch, and nothing of it is lost: its offsets are not committed, so a
+    restart runs it again, and the job's batch-id check skips writes PostgreSQL already has.
+    """
+    deadline = time.monotonic() + drain_s
+    while query.isActive and query.status["isTriggerActive"]:
+        if time.monotonic() >= deadline:
+            log.warning(
+                "query %s still in a batch after %.1f s; cancelling it", query.name, drain_s
+            )
+            break
+        time.sleep(0.05)
+    query.stop()
 
 
 def _flag_late(df: DataFrame, watermark: datetime | None) -> DataFrame:
