@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -157,7 +158,10 @@ class StreamJob:
     def stop(self, query: StreamingQuery, *, drain_s: float = 30.0) -> None:
         """Stop the query as :func:`stop_query` does, detach the listener, close the sinks."""
         stop_query(query, drain_s=drain_s)
-        self.spark.streams.removeListener(self._listener)
+        if self._listener is not None:
+            self._listener.await_end(str(query.runId), timeout_s=10.0)
+            self.spark.streams.removeListener(self._listener)
+            self._listener.close()
         for sink in [*self._sinks, self._pg]:
             sink.close()
 
@@ -358,12 +362,33 @@ def _plan_events(df: DataFrame) -> DataFrame:
 
 
 class ProgressListener(StreamingQueryListener):
-    """Records Spark's progress events: input rows, duplicates, rates, state size."""
+    """Records Spark's progress events: input rows, duplicates, rates, state size.
+
+    Spark delivers the events on its own thread, after the query has moved on, so the last
+    batch's progress can arrive after the query ended. The job therefore waits for the
+    query's termination event (which follows all its progress events) before :meth:`close`,
+    which also waits for a record in flight and makes later events no-ops.
+    """
 
     def __init__(self, pg: PostgresSink, query_name: str) -> None:
         super().__init__()
         self.pg = pg
         self.query_name = query_name
+        self._lock = threading.Lock()
+        self._closed = False
+        self._ended: set[str] = set()
+        self._end = threading.Condition()
+
+    def await_end(self, run_id: str, timeout_s: float) -> bool:
+        """Wait until the termination event of the query run ``run_id`` was delivered."""
+        with self._end:
+            return self._end.wait_for(lambda: run_id in self._ended, timeout=timeout_s)
+
+    def close(self) -> None:
+        """Finish the record in flight, then record nothing more and close the connection."""
+        with self._lock:
+            self._closed = True
+            self.pg.close()
 
     def onQueryStarted(self, event: Any) -> None:
         """Nothing to record at start."""
@@ -373,14 +398,19 @@ class ProgressListener(StreamingQueryListener):
         progress = event.progress
         if progress.name != self.query_name:
             return
-        try:
-            self.pg.record_spark_progress(self.query_name, progress)
-        except Exception:  # a listener must never take the query down
-            log.exception("could not record Spark progress of batch %s", progress.batchId)
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self.pg.record_spark_progress(self.query_name, progress)
+            except Exception:  # a listener must never take the query down
+                log.exception("could not record Spark progress of batch %s", progress.batchId)
 
     def onQueryIdle(self, event: Any) -> None:
         """Idle triggers carry no batch."""
 
     def onQueryTerminated(self, event: Any) -> None:
-        """Close the listener's connection."""
-        self.pg.close()
+        """Note the run's end: no progress event of it follows."""
+        with self._end:
+            self._ended.add(str(event.runId))
+            self._end.notify_all()

@@ -1,12 +1,15 @@
-"""``stop_query``'s wait for the running batch, on a query that reports scripted statuses."""
+"""How the job stops: the wait for the running batch, and the progress listener's end."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 
-from wiki_lib.stream.job import stop_query
+from wiki_lib.stream.job import ProgressListener, stop_query
 
 
 class _ScriptedQuery:
@@ -48,3 +51,55 @@ def test_a_terminated_query_is_stopped_without_waiting() -> None:
     query = _ScriptedQuery(busy=10**9, active=False)
     stop_query(query, drain_s=30)  # type: ignore[arg-type]
     assert query.stopped_at == 0
+
+
+class _RecordingSink:
+    """Stands in for PostgresSink's two calls the listener makes; notes their order."""
+
+    def __init__(self, record_s: float = 0.0) -> None:
+        self.record_s = record_s
+        self.calls: list[str] = []
+
+    def record_spark_progress(self, query_name: str, progress: object) -> None:
+        self.calls.append("record started")
+        time.sleep(self.record_s)
+        self.calls.append("record finished")
+
+    def close(self) -> None:
+        self.calls.append("closed")
+
+
+def _progress(name: str) -> SimpleNamespace:
+    return SimpleNamespace(progress=SimpleNamespace(name=name, batchId=7))
+
+
+def test_listener_records_its_own_query_until_closed() -> None:
+    sink = _RecordingSink()
+    listener = ProgressListener(sink, "mine")  # type: ignore[arg-type]
+    listener.onQueryProgress(_progress("someone_else"))
+    listener.onQueryProgress(_progress("mine"))
+    listener.close()
+    listener.onQueryProgress(_progress("mine"))
+    assert sink.calls == ["record started", "record finished", "closed"]
+
+
+def test_listener_close_waits_for_the_record_in_flight() -> None:
+    sink = _RecordingSink(record_s=0.3)
+    listener = ProgressListener(sink, "mine")  # type: ignore[arg-type]
+    recording = threading.Thread(target=listener.onQueryProgress, args=(_progress("mine"),))
+    recording.start()
+    while not sink.calls:
+        time.sleep(0.005)
+    listener.close()
+    recording.join()
+    assert sink.calls == ["record started", "record finished", "closed"]
+
+
+def test_listener_tells_when_a_run_has_ended() -> None:
+    listener = ProgressListener(_RecordingSink(), "mine")  # type: ignore[arg-type]
+    assert not listener.await_end("run-1", timeout_s=0.05)
+    later = threading.Timer(0.1, listener.onQueryTerminated, args=(SimpleNamespace(runId="run-1"),))
+    later.start()
+    listener.onQueryTerminated(SimpleNamespace(runId="run-of-another-query"))
+    assert listener.await_end("run-1", timeout_s=5)
+    later.join()
