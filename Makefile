@@ -5,9 +5,10 @@
 VENV ?= .venv
 # The interpreter the virtualenv is built on. Its build matters: the producer runs 13 to 25 %
 # faster on Debian's CPython than on a pyenv build made without --enable-optimizations
-# (docs/benchmarks.md), so the distribution's python3 is preferred when it is 3.11 or newer.
+# (docs/benchmarks.md), so the distribution's python3 is preferred when it is 3.11 or newer and
+# can make a virtualenv (Debian's python3-venv brings ensurepip).
 # `make setup PYTHON=...` chooses another.
-SYSTEM_PYTHON_OK := $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo yes)
+SYSTEM_PYTHON_OK := $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo yes)
 PYTHON ?= $(if $(SYSTEM_PYTHON_OK),/usr/bin/python3,python3)
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
