@@ -374,19 +374,18 @@ class ProgressListener(StreamingQueryListener):
         super().__init__()
         self.pg = pg
         self.query_name = query_name
-        self._lock = threading.Lock()
         self._closed = False
         self._ended: set[str] = set()
-        self._end = threading.Condition()
+        self._state = threading.Condition()
 
     def await_end(self, run_id: str, timeout_s: float) -> bool:
         """Wait until the termination event of the query run ``run_id`` was delivered."""
-        with self._end:
-            return self._end.wait_for(lambda: run_id in self._ended, timeout=timeout_s)
+        with self._state:
+            return self._state.wait_for(lambda: run_id in self._ended, timeout=timeout_s)
 
     def close(self) -> None:
         """Finish the record in flight, then record nothing more and close the connection."""
-        with self._lock:
+        with self._state:
             self._closed = True
             self.pg.close()
 
@@ -398,7 +397,7 @@ class ProgressListener(StreamingQueryListener):
         progress = event.progress
         if progress.name != self.query_name:
             return
-        with self._lock:
+        with self._state:
             if self._closed:
                 return
             try:
@@ -411,6 +410,6 @@ class ProgressListener(StreamingQueryListener):
 
     def onQueryTerminated(self, event: Any) -> None:
         """Note the run's end: no progress event of it follows."""
-        with self._end:
+        with self._state:
             self._ended.add(str(event.runId))
-            self._end.notify_all()
+            self._state.notify_all()
