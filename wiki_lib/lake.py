@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from wiki_lib.config import Settings
 from wiki_lib.errors import SinkError
-from wiki_lib.sinks.lake import manifest_path
+from wiki_lib.sinks.lake import commits_dir, fsync, manifest_path, staging_dir, write_json
 
 __all__ = [
     "RAW",
@@ -93,7 +93,7 @@ def _aware(moment: datetime | str) -> datetime:
 
 
 def _manifests(base: Path) -> Iterator[tuple[Path, dict]]:
-    for manifest in sorted((base / "_commits").glob("*/*.json")):
+    for manifest in sorted(commits_dir(base).glob("*/*.json")):
         yield manifest, json.loads(manifest.read_text())
 
 
@@ -124,7 +124,7 @@ def batch_files(
     root = _root(where)
     base = root / dataset
     if batch_ids is None:
-        manifests = sorted((base / "_commits" / query_name).glob("*.json"))
+        manifests = sorted(commits_dir(base, query_name).glob("*.json"))
     else:
         wanted = (manifest_path(root, dataset, query_name, b) for b in sorted(set(batch_ids)))
         manifests = [m for m in wanted if m.exists()]
@@ -241,7 +241,7 @@ def write_daily(where: Settings | Path, table: str, day: date, data: pa.Table) -
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         pq.write_table(data, tmp)
-        _fsync(tmp)
+        fsync(tmp)
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -286,7 +286,7 @@ def compact(
     interrupted earlier run left (pruning manifests, deleting replaced or orphaned files).
     """
     base = _root(where) / dataset
-    if not (base / "_commits").exists():
+    if not commits_dir(base).exists():
         return CompactionResult(0, 0, 0)
     _finish_pending(base)
     by_partition: dict[Partition, list[str]] = {}
@@ -306,7 +306,7 @@ def compact(
 def _compact_partition(base: Path, part: Partition, rels: list[str]) -> int:
     token = uuid.uuid4().hex
     new_rel = f"{part.path}/compacted-{token}.parquet"
-    staging = base / "_staging" / f"compact-{token}.parquet"
+    staging = staging_dir(base) / f"compact-{token}.parquet"
     staging.parent.mkdir(parents=True, exist_ok=True)
     # Files of different micro-batches may disagree on nullability (Spark marks a column
     # non-null when a batch's plan proves it); the merged file admits nulls everywhere.
@@ -326,10 +326,10 @@ def _compact_partition(base: Path, part: Partition, rels: list[str]) -> int:
             if pending:
                 writer.write_table(pa.concat_tables(pending))
                 rows += size
-        _fsync(staging)
+        fsync(staging)
         os.replace(staging, base / new_rel)
-        manifest = base / "_commits" / _COMPACTED / f"{part.day}T{part.hour:02d}-{token}.json"
-        _write_json(manifest, {"files": [new_rel], "replaces": rels, "rows": rows})
+        manifest = commits_dir(base, _COMPACTED) / f"{part.day}T{part.hour:02d}-{token}.json"
+        write_json(manifest, {"files": [new_rel], "replaces": rels, "rows": rows})
     except OSError as exc:
         staging.unlink(missing_ok=True)
         raise SinkError(f"compacting {base / part.path}: {exc}") from exc
@@ -349,7 +349,7 @@ def _finish_pending(base: Path) -> None:
         if str(orphan.relative_to(base)) not in referenced:
             orphan.unlink(missing_ok=True)
     stale = datetime.now(UTC).timestamp() - _HOUR.total_seconds()
-    for leftover in (base / "_staging").glob("compact-*.parquet"):
+    for leftover in staging_dir(base).glob("compact-*.parquet"):
         if leftover.stat().st_mtime < stale:
             leftover.unlink(missing_ok=True)
 
@@ -363,22 +363,6 @@ def _prune(base: Path, replaced: set[str]) -> None:
         if manifest.parent.name == _COMPACTED and not kept:
             manifest.unlink()  # a compacted file that a later compaction replaced
         else:
-            _write_json(manifest, {**entry, "files": kept})
+            write_json(manifest, {**entry, "files": kept})
     for rel in replaced:
         (base / rel).unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    _fsync(tmp)
-    tmp.replace(path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

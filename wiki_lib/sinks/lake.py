@@ -23,14 +23,53 @@ import pyarrow.parquet as pq
 from wiki_lib.errors import SinkError
 from wiki_lib.sinks.base import Batch, Sink
 
-__all__ = ["LakeSink", "manifest_path"]
+__all__ = [
+    "LakeSink",
+    "commits_dir",
+    "fsync",
+    "manifest_path",
+    "staging_dir",
+    "write_json",
+]
 
 _PARTITIONS = ("event_date", "event_hour")
 
 
+def commits_dir(base: Path, writer: str | None = None) -> Path:
+    """The manifests of the dataset folder ``base``: all, or one writer's (a query's).
+
+    The sink and the reader in :mod:`wiki_lib.lake` find the layout here, and only here.
+    """
+    folder = base / "_commits"
+    return folder / writer if writer else folder
+
+
+def staging_dir(base: Path) -> Path:
+    """Where files are written before they are moved into their partitions."""
+    return base / "_staging"
+
+
 def manifest_path(root: Path, dataset: str, query_name: str, batch_id: int) -> Path:
     """Where the manifest of one micro-batch of ``query_name`` is (or will be) written."""
-    return root / dataset / "_commits" / query_name / f"{batch_id:012d}.json"
+    return commits_dir(root / dataset, query_name) / f"{batch_id:012d}.json"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (a crash leaves old or new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    fsync(tmp)
+    tmp.replace(path)
+
+
+def fsync(path: Path) -> None:
+    """Flush one file's data to disk before it is renamed into sight."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LakeSink(Sink):
@@ -70,7 +109,7 @@ class LakeSink(Sink):
         prefix = f"{batch.query_name}-{batch.batch_id:012d}-"
         for stray in self.base.glob(f"event_date=*/event_hour=*/{prefix}*.parquet"):
             stray.unlink()
-        staging = self.base / "_staging" / f"{prefix}{os.getpid()}"
+        staging = staging_dir(self.base) / f"{prefix}{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         events = batch.events
         try:
@@ -83,12 +122,10 @@ class LakeSink(Sink):
             else:
                 rows = 0
             files = self._publish(staging, prefix)
-            manifest = self._manifest(batch.query_name, batch.batch_id)
-            manifest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = manifest.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"batch_id": batch.batch_id, "rows": rows, "files": files}))
-            _fsync(tmp)
-            tmp.replace(manifest)
+            write_json(
+                self._manifest(batch.query_name, batch.batch_id),
+                {"batch_id": batch.batch_id, "rows": rows, "files": files},
+            )
         except OSError as exc:
             raise SinkError(
                 f"writing batch {batch.batch_id} to the lake {self.base}: {exc}"
@@ -104,7 +141,7 @@ class LakeSink(Sink):
             rel = path.parent.relative_to(staging) / f"{prefix}{i}.parquet"
             target = self.base / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            _fsync(path)
+            fsync(path)
             os.replace(path, target)
             files.append(str(rel))
         return files
@@ -134,11 +171,3 @@ def _write_spark(events: Any, staging: Path) -> int:
     )
     frame.write.mode("overwrite").partitionBy("event_date", "event_hour").parquet(str(staging))
     return sum(pq.ParquetFile(p).metadata.num_rows for p in staging.rglob("*.parquet"))
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
