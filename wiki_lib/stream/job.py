@@ -324,15 +324,21 @@ class StreamJob:
 
 
 def stop_query(query: StreamingQuery, *, drain_s: float = 30.0) -> None:
-    """Stop ``query`` once its running batch has ended, waiting for that at most ``drain_s``.
+    """Stop ``query`` once the batch running now has ended, waiting for that at most ``drain_s``.
 
     A batch cancelled half-way is lost work and fills the log with Spark's interruption
-    errors. Past ``drain_s`` (or if the next trigger starts in the instant before the stop)
-    Spark cancels the batch, and nothing of it is lost: its offsets are not committed, so a
-    restart runs it again, and the job's batch-id check skips writes PostgreSQL already has.
+    errors. The wait ends when no trigger runs, or when the query reports a batch newer than
+    the last it had reported: with a backlog the next trigger starts at once, and waiting for
+    an idle moment would mean waiting for the whole backlog. A trigger that started in that
+    instant, or a batch that outlasts ``drain_s``, is cancelled, and nothing of it is lost:
+    its offsets are not committed, so a restart runs it again, and the job's batch-id check
+    skips writes PostgreSQL already has.
     """
+    before = _last_batch(query)
     deadline = time.monotonic() + drain_s
     while query.isActive and query.status["isTriggerActive"]:
+        if _last_batch(query) != before:
+            break
         if time.monotonic() >= deadline:
             log.warning(
                 "query %s still in a batch after %.1f s; cancelling it", query.name, drain_s
@@ -340,6 +346,12 @@ def stop_query(query: StreamingQuery, *, drain_s: float = 30.0) -> None:
             break
         time.sleep(0.05)
     query.stop()
+
+
+def _last_batch(query: StreamingQuery) -> int | None:
+    """The id of the newest batch the query has reported progress for."""
+    progress = query.lastProgress
+    return None if progress is None else int(progress["batchId"])
 
 
 def _flag_late(df: DataFrame, watermark: datetime | None) -> DataFrame:

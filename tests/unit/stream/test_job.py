@@ -13,15 +13,24 @@ from wiki_lib.stream.job import ProgressListener, stop_query
 
 
 class _ScriptedQuery:
-    """Reports a running trigger for its first ``busy`` looks at ``status``, then none."""
+    """Reports a running trigger for its first ``busy`` looks at ``status``, then none.
+
+    Its last reported batch is 7 until look ``batch_ends`` (if given), then 8.
+    """
 
     name = "scripted"
 
-    def __init__(self, busy: int, *, active: bool = True) -> None:
+    def __init__(self, busy: int, *, active: bool = True, batch_ends: int | None = None) -> None:
         self.busy = busy
         self.isActive = active
+        self.batch_ends = batch_ends
         self.looks = 0
         self.stopped_at: int | None = None
+
+    @property
+    def lastProgress(self) -> dict[str, object]:
+        ended = self.batch_ends is not None and self.looks >= self.batch_ends
+        return {"batchId": 8 if ended else 7}
 
     @property
     def status(self) -> dict[str, object]:
@@ -37,6 +46,17 @@ def test_stop_waits_for_the_running_trigger() -> None:
     query = _ScriptedQuery(busy=3)
     stop_query(query, drain_s=30)  # type: ignore[arg-type]
     assert query.stopped_at == 4  # stopped at the first look that found no trigger running
+
+
+def test_stop_in_a_backlog_waits_for_the_running_batch_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With a backlog a trigger is always running; the stop waits for the next progress."""
+    query = _ScriptedQuery(busy=10**9, batch_ends=3)
+    with caplog.at_level(logging.WARNING, logger="wiki_lib.stream.job"):
+        stop_query(query, drain_s=30)  # type: ignore[arg-type]
+    assert query.stopped_at == 3
+    assert "still in a batch" not in caplog.text
 
 
 def test_stop_cancels_a_batch_that_outlasts_the_drain(caplog: pytest.LogCaptureFixture) -> None:
