@@ -107,6 +107,13 @@ class SparkSettings(_Section):
         description="state store of the deduplication: rocksdb (large state, off-heap) or "
         "hdfs (in-memory map, cheaper per batch for small state)",
     )
+    checkpoint_files: Literal["filesystem", "filecontext"] = Field(
+        "filesystem",
+        description="how checkpoints and state are written: filesystem (Hadoop's FileSystem "
+        "API: a rename is one rename(2) on a mounted volume) or filecontext (Spark's default, "
+        "atomic rename on HDFS; on a mounted volume without Hadoop's native library it starts "
+        "a readlink process for every path it renames)",
+    )
 
 
 class JvmSettings(_Section):

@@ -22,6 +22,12 @@ _STATE_STORES = {
     "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
 }
+_CHECKPOINT_FILES = {
+    "filesystem": "org.apache.spark.sql.execution.streaming.checkpointing."
+    "FileSystemBasedCheckpointFileManager",
+    "filecontext": "org.apache.spark.sql.execution.streaming.checkpointing."
+    "FileContextBasedCheckpointFileManager",
+}
 
 
 def session(
@@ -60,6 +66,11 @@ def session(
         # RocksDB commits write only the batch's changes, not a snapshot of every partition's
         # store (existing checkpoints accept the switch).
         .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
+        # Writes every offset, commit and state file: see SparkSettings.checkpoint_files.
+        .config(
+            "spark.sql.streaming.checkpointFileManagerClass",
+            _CHECKPOINT_FILES[spark_cfg.checkpoint_files],
+        )
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         # Spark 4.1.1's Kafka micro-batch stream (DSv2) throws a NullPointerException while

@@ -168,3 +168,42 @@ def test_late_events_reach_lake_not_speed_tables(
             )
         )
     assert lake == {"on-time-1": False, "on-time-2": False, "late-1": True, "on-time-3": False}
+
+
+def test_checkpoint_of_sparks_default_file_manager_resumes_under_ours(
+    corpus: CorpusTopic, spark: object, tmp_path: Path
+) -> None:
+    """A checkpoint begun by Spark's FileContext manager (every checkpoint before the
+    ``checkpoint_files`` setting) goes on under the FileSystem one, and stays exact."""
+    key = "spark.sql.streaming.checkpointFileManagerClass"
+    ours = spark.conf.get(key)  # type: ignore[attr-defined]
+    assert ours.endswith(".FileSystemBasedCheckpointFileManager")
+    schema = f"fm_{uuid.uuid4().hex[:8]}"
+    db.migrate(corpus.settings.postgres, schema)
+    live = job_settings(corpus, schema, tmp_path, trigger="1 second", max_offsets_per_trigger=300)
+    spark.conf.set(key, ours.replace("FileSystemBased", "FileContextBased"))  # type: ignore[attr-defined]
+    try:
+        job = StreamJob(live, spark, schema=schema)  # type: ignore[arg-type]
+        query = job.start()
+        try:
+            deadline = time.monotonic() + 180
+            while len(progress_rows(live, schema, str(live.stream.query_name))) < 2:
+                assert time.monotonic() < deadline and query.exception() is None
+                time.sleep(0.2)
+        finally:
+            job.stop(query)
+    finally:
+        spark.conf.set(key, ours)  # type: ignore[attr-defined]
+    first = len(progress_rows(live, schema, str(live.stream.query_name)))
+    rest = job_settings(corpus, schema, tmp_path, max_offsets_per_trigger=1500)
+    job = StreamJob(rest, spark, schema=schema)  # type: ignore[arg-type]
+    query = job.start()
+    try:
+        query.awaitTermination(600)
+        assert query.exception() is None
+    finally:
+        job.stop(query)
+    batches = progress_rows(rest, schema, str(rest.stream.query_name))
+    assert [b["batch_id"] for b in batches] == list(range(len(batches)))
+    assert len(batches) > first
+    assert table_differences(rest, schema, corpus.oracle) == {}
