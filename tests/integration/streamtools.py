@@ -12,6 +12,7 @@ from psycopg2 import sql
 
 from wiki_lib import db
 from wiki_lib.config import Settings
+from wiki_lib.stream.job import StreamJob
 from wiki_lib.testing.oracle import TABLE_KEYS
 
 
@@ -36,6 +37,17 @@ def corpus_topic(settings: Settings, files: list[Path], partitions: int = 1) -> 
     )
     stats = ingest(topic_settings, ReplaySource([str(p) for p in files]), progress=False)
     return CorpusTopic(topic_settings, compute_tables(load_events(files)), stats.produced)
+
+
+def run_to_end(settings: Settings, spark: Any, schema: str, timeout_s: float = 600) -> None:
+    """Run the stream job until its ``availableNow`` trigger has read the topic, then stop it."""
+    job = StreamJob(settings, spark, schema=schema)
+    query = job.start()
+    try:
+        query.awaitTermination(timeout_s)
+        assert query.exception() is None
+    finally:
+        job.stop(query)
 
 
 def job_settings(corpus: CorpusTopic, schema: str, workdir: Path, **stream: Any) -> Settings:

@@ -21,13 +21,12 @@ import pytest
 import query_reference as ref
 from kafka import KafkaProducer
 from psycopg2 import sql
-from streamtools import CorpusTopic, job_settings, read_table, table_differences
+from streamtools import CorpusTopic, job_settings, read_table, run_to_end, table_differences
 
 from wiki_lib import db, lake
 from wiki_lib.batch import BatchError, BatchReport, recompute_day
 from wiki_lib.config import Settings
 from wiki_lib.kafka_admin import ensure_topics, ingest_topic_specs
-from wiki_lib.stream.job import StreamJob
 from wiki_lib.testing.oracle import compute_tables, deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
@@ -88,13 +87,7 @@ def replayed_day(
         tmp_path_factory.mktemp("batch"),
         max_offsets_per_trigger=len(corpus),
     )
-    job = StreamJob(cfg, spark, schema=schema)  # type: ignore[arg-type]
-    query = job.start()
-    try:
-        query.awaitTermination(600)
-        assert query.exception() is None
-    finally:
-        job.stop(query)
+    run_to_end(cfg, spark, schema)
     on_time = compute_tables(corpus)
     on_time["activity_minute"] = ref.activity(deduplicated_events(corpus))
     full = compute_tables([*corpus, *late])

@@ -31,12 +31,11 @@ from dashtools import (
     wait_for,
     wait_round_after,
 )
-from streamtools import CorpusTopic, job_settings
+from streamtools import CorpusTopic, job_settings, run_to_end
 
 from wiki_lib import db, query
 from wiki_lib.bench.dashboard import CHROMIUM, CHROMIUM_ARGS
 from wiki_lib.config import Settings, settings_env
-from wiki_lib.stream.job import StreamJob
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +55,7 @@ def loaded(
     schema = f"dash_{uuid.uuid4().hex[:8]}"
     db.migrate(corpus.settings.postgres, schema)
     settings = job_settings(corpus, schema, tmp_path_factory.mktemp("dash"))
-    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
-    running = job.start()
-    try:
-        running.awaitTermination(600)
-        assert running.exception() is None
-    finally:
-        job.stop(running)
+    run_to_end(settings, spark, schema)
     return settings
 
 

@@ -24,7 +24,7 @@ import psycopg2
 import pytest
 import query_reference as ref
 from psycopg2 import sql
-from streamtools import CorpusTopic, job_settings
+from streamtools import CorpusTopic, job_settings, run_to_end
 
 from wiki_lib import db, query
 from wiki_lib.batch import recompute_day
@@ -33,7 +33,6 @@ from wiki_lib.maintenance import rollup
 from wiki_lib.query import Filters, QueryError
 from wiki_lib.query.tables import PAGE, USER
 from wiki_lib.query.window import bucket_starts, make_window
-from wiki_lib.stream.job import StreamJob
 from wiki_lib.testing.oracle import deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
@@ -77,13 +76,7 @@ def served(
     settings = job_settings(
         corpus, schema, tmp_path_factory.mktemp("query"), max_offsets_per_trigger=2000
     ).with_overrides(retention={"top_k_per_hour": 100_000})  # exact hours (see test_maintenance)
-    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
-    stream = job.start()
-    try:
-        stream.awaitTermination(600)
-        assert stream.exception() is None
-    finally:
-        job.stop(stream)
+    run_to_end(settings, spark, schema)
     events = deduplicated_events(load_events(sorted((data_dir / "recentchange").glob("*.jsonl"))))
     days = sorted({e["event_time"].date() for e in events})
     for day in days:

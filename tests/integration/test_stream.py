@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from streamtools import CorpusTopic, job_settings, progress_rows, table_differences
+from streamtools import CorpusTopic, job_settings, progress_rows, run_to_end, table_differences
 
 from wiki_lib import db
 from wiki_lib.config import Settings
@@ -40,13 +40,7 @@ def replayed(
     settings = job_settings(
         corpus, schema, workdir, max_offsets_per_trigger=1500, driver_max_rows=1000
     )
-    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
-    query = job.start()
-    try:
-        query.awaitTermination(600)
-        assert query.exception() is None
-    finally:
-        job.stop(query)
+    run_to_end(settings, spark, schema)
     yield settings, schema, workdir
 
 
@@ -211,13 +205,7 @@ def test_malformed_messages_are_quarantined(
     producer.flush()
     producer.close()
     settings = job_settings(CorpusTopic(base, {}, 0), schema, tmp_path)
-    job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
-    query = job.start()
-    try:
-        query.awaitTermination(300)
-        assert query.exception() is None
-    finally:
-        job.stop(query)
+    run_to_end(settings, spark, schema, timeout_s=300)
     conn = db.connect(settings.postgres, "reader")
     with conn.cursor() as cur:
         cur.execute(

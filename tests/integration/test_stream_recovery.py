@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaProducer
-from streamtools import CorpusTopic, job_settings, progress_rows, table_differences
+from streamtools import CorpusTopic, job_settings, progress_rows, run_to_end, table_differences
 
 from wiki_lib import db
 from wiki_lib.config import Settings
@@ -133,13 +133,7 @@ def test_late_events_reach_lake_not_speed_tables(
     producer.flush()
     producer.close()
     job_cfg = job_settings(CorpusTopic(base, {}, 0), schema, tmp_path, max_offsets_per_trigger=1)
-    job = StreamJob(job_cfg, spark, schema=schema)  # type: ignore[arg-type]
-    query = job.start()
-    try:
-        query.awaitTermination(300)
-        assert query.exception() is None
-    finally:
-        job.stop(query)
+    run_to_end(job_cfg, spark, schema, timeout_s=300)
 
     conn = db.connect(base.postgres, "reader")
     with conn.cursor() as cur:
@@ -196,13 +190,7 @@ def test_checkpoint_of_sparks_default_file_manager_resumes_under_ours(
         spark.conf.set(key, ours)  # type: ignore[attr-defined]
     first = len(progress_rows(live, schema, str(live.stream.query_name)))
     rest = job_settings(corpus, schema, tmp_path, max_offsets_per_trigger=1500)
-    job = StreamJob(rest, spark, schema=schema)  # type: ignore[arg-type]
-    query = job.start()
-    try:
-        query.awaitTermination(600)
-        assert query.exception() is None
-    finally:
-        job.stop(query)
+    run_to_end(rest, spark, schema)
     batches = progress_rows(rest, schema, str(rest.stream.query_name))
     assert [b["batch_id"] for b in batches] == list(range(len(batches)))
     assert len(batches) > first
