@@ -36,7 +36,7 @@ from wiki_lib.sinks.lake import LakeSink
 from wiki_lib.sinks.postgres import PostgresSink
 from wiki_lib.stream.arrow_metrics import ARROW_TABLES
 from wiki_lib.stream.extra_metrics import EXTRA_TABLES
-from wiki_lib.stream.metrics import TABLES, drop_canaries, normalize, parse_events
+from wiki_lib.stream.metrics import TABLES, parse_events, with_normalized
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -140,7 +140,7 @@ class StreamJob:
             sink.setup()
         trigger = self.settings.stream.trigger
         writer = (
-            self.deduplicated(self.source())
+            with_normalized(self.deduplicated(self.source()))
             .writeStream.queryName(str(self.query_name))
             .option("checkpointLocation", self.checkpoint)
             .foreachBatch(self.process_batch)
@@ -240,9 +240,7 @@ class StreamJob:
         ``df`` is the cached batch, its late events flagged by :func:`_flag_late`; ``prev_max``
         is the newest event time of the batches before, ``watermark`` that less the delay.
 
-        The batch's events DataFrame is built while the summary job runs: each transformation
-        is analysed by the JVM over Py4J, and nothing in it depends on the summary. A small
-        batch (``driver_max_rows``) is then collected once, with the lake's columns, and its
+        A small batch (``driver_max_rows``) is collected once, with the lake's columns, and its
         tables are computed on the driver by :mod:`.arrow_metrics`: on a small machine the
         scheduling of one Spark job per table, not their work, is what a small batch waits
         for. A large batch's tables are Spark jobs run from concurrent threads, and its lake
@@ -253,18 +251,16 @@ class StreamJob:
         from pyspark.sql import functions as F
 
         usable = F.col("parse_error").isNull()
-        canary = usable & F.coalesce(F.col("event.meta.domain") == "canary", F.lit(False))
+        canary = usable & F.col("is_canary")
         late = F.col("is_late")
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wikipulse-plan") as planner:
-            planned = planner.submit(_plan_events, df)
-            summary = df.agg(
-                F.count(F.lit(1)).alias("rows"),
-                F.count("parse_error").alias("invalid"),
-                F.count_if(canary).alias("canaries"),
-                F.count_if(usable & ~canary & late).alias("late"),
-                F.max(F.when(usable & ~canary, F.col("event_time"))).alias("max_time"),
-            ).first()
-            events = planned.result()
+        summary = df.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count("parse_error").alias("invalid"),
+            F.count_if(canary).alias("canaries"),
+            F.count_if(usable & ~canary & late).alias("late"),
+            F.max(F.when(usable & ~canary, F.col("event_time"))).alias("max_time"),
+        ).first()
+        events = df.where(usable & ~F.col("is_canary"))
         assert summary is not None
         quarantine = None
         if summary["invalid"]:
@@ -366,11 +362,6 @@ def _flag_late(df: DataFrame, watermark: datetime | None) -> DataFrame:
 
     late = F.col("event_time") < F.lit(watermark) if watermark else F.lit(False)
     return df.withColumn("is_late", late)
-
-
-def _plan_events(df: DataFrame) -> DataFrame:
-    """The batch's usable, canary-free events (lazy: only the JVM's analysis runs)."""
-    return drop_canaries(normalize(df))
 
 
 class ProgressListener(StreamingQueryListener):

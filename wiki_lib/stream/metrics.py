@@ -50,6 +50,7 @@ __all__ = [
     "traffic_minute",
     "user_minute",
     "wiki_minute",
+    "with_normalized",
 ]
 
 EVENT_TYPES: tuple[str, ...] = ("edit", "new", "log", "categorize", "external")
@@ -203,13 +204,13 @@ def _family_pattern() -> str:
     return rf"^{_LABELS}\.({'|'.join(LANGUAGE_FAMILIES)})\.org\z"
 
 
-def normalize(parsed_df: DataFrame) -> DataFrame:
-    """Contract section 1: one row per usable event with the normalised fields.
+def with_normalized(parsed_df: DataFrame) -> DataFrame:
+    """Every row of :func:`parse_events` with the normalised fields, ``parse_error`` last.
 
-    Rows with a ``parse_error`` are left out (route them to the dead letters first). Canaries
-    are kept and flagged (``is_canary``) so the caller can count them before
-    :func:`drop_canaries`. Columns other than ``event``/``event_time``/``parse_error`` (e.g.
-    ``raw_json``, ``kafka_timestamp``) follow the normalised ones unchanged.
+    The stream job adds these columns in its streaming plan, which Spark analyses once per
+    query: built per micro-batch, the projection took about 1,100 Py4J calls and 0.3 to 0.7 s
+    on two cores. The fields of a row with a ``parse_error`` mean nothing; :func:`normalize`
+    leaves such rows out.
     """
     e = F.col("event")
     raw_type = e["type"]
@@ -239,16 +240,28 @@ def normalize(parsed_df: DataFrame) -> DataFrame:
         "user": e["user"],
         "comment": F.substring(e["comment"], 1, COMMENT_MAX_CHARS),
         "length_delta": delta,
+        "bytes_added": F.greatest(delta, F.lit(0).cast("long")),
+        "bytes_removed": F.greatest(-delta, F.lit(0).cast("long")),
     }
     passthrough = [
         c for c in parsed_df.columns if c not in _NOT_STREAM_COLUMNS and c not in normalized
     ]
-    out = parsed_df.where(F.col("parse_error").isNull()).select(
-        *(col.alias(name) for name, col in normalized.items()), *passthrough
+    return parsed_df.select(
+        *(normalized[name].alias(name) for name in NORMALIZED_COLUMNS),
+        *passthrough,
+        "parse_error",
     )
-    out = out.withColumn("bytes_added", F.greatest(F.col("length_delta"), F.lit(0).cast("long")))
-    out = out.withColumn("bytes_removed", F.greatest(-F.col("length_delta"), F.lit(0).cast("long")))
-    return out.select(*NORMALIZED_COLUMNS, *passthrough)
+
+
+def normalize(parsed_df: DataFrame) -> DataFrame:
+    """Contract section 1: one row per usable event with the normalised fields.
+
+    Rows with a ``parse_error`` are left out (route them to the dead letters first). Canaries
+    are kept and flagged (``is_canary``) so the caller can count them before
+    :func:`drop_canaries`. Columns other than ``event``/``event_time``/``parse_error`` (e.g.
+    ``raw_json``, ``kafka_timestamp``) follow the normalised ones unchanged.
+    """
+    return with_normalized(parsed_df).where(F.col("parse_error").isNull()).drop("parse_error")
 
 
 def drop_canaries(events: DataFrame) -> DataFrame:
