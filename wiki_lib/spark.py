@@ -73,6 +73,9 @@ def session(
         )
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        # base64() as RFC 4648 has it, one line; by default Spark breaks it every 76
+        # characters with CRLF (MIME), unlike Python's base64 and the producer's dead letters.
+        .config("spark.sql.chunkBase64String.enabled", "false")
         # Spark 4.1.1's Kafka micro-batch stream (DSv2) throws a NullPointerException while
         # reporting progress of the first batch after a restart (SPARK-55271), which kills
         # every recovery from a checkpoint. The V1 Kafka source has the same semantics

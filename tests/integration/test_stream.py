@@ -230,6 +230,6 @@ def test_malformed_messages_are_quarantined(
         "invalid_json",
     ]
     assert [r[0] for r in reasons] == list(range(1, len(bad) + 1))
-    assert [base64.b64decode(r[2]) for r in reasons] == bad
+    assert [base64.b64decode(r[2], validate=True) for r in reasons] == bad  # one line each
     assert kept == len(good)
     assert invalid == len(bad)

@@ -109,19 +109,24 @@ class PostgresSink(Sink):
             raise SinkError(f"reading pipeline_progress in {self.schema}: {exc}") from exc
 
     def last_progress(self, query_name: str) -> dict[str, Any] | None:
-        """The newest committed batch of ``query_name`` (its watermark and newest event time)."""
+        """The newest committed batch of ``query_name``: watermark, newest event time, size."""
         with self._conn_tx() as cur:
             cur.execute(
                 sql.SQL(
-                    "SELECT batch_id, watermark, max_event_time FROM {} WHERE query_name = %s "
-                    "ORDER BY batch_id DESC LIMIT 1"
+                    "SELECT batch_id, watermark, max_event_time, rows_read FROM {} "
+                    "WHERE query_name = %s ORDER BY batch_id DESC LIMIT 1"
                 ).format(self._table("pipeline_progress")),
                 (query_name,),
             )
             row = cur.fetchone()
         if row is None:
             return None
-        return {"batch_id": row[0], "watermark": row[1], "max_event_time": row[2]}
+        return {
+            "batch_id": row[0],
+            "watermark": row[1],
+            "max_event_time": row[2],
+            "rows_read": row[3],
+        }
 
     @contextmanager
     def _conn_tx(self) -> Iterator[Any]:
