@@ -291,10 +291,7 @@ def _driver_batch(rows: pa.Table, query: str, batch_id: int) -> _Parts:
         late=pc.sum(late).as_py() or 0,
         max_time=newest,
     )
-    tables: dict[str, pa.Table] = {}
-    if events.num_rows:
-        on_time = events.filter(pc.invert(late))
-        tables = {name: compute(on_time) for name, compute in ARROW_TABLES.items()}
+    tables = _arrow_tables(events) if events.num_rows else {}
     quarantine = None
     if summary.invalid:
         bad = rows.filter(pc.invert(usable))
@@ -316,6 +313,14 @@ def _driver_batch(rows: pa.Table, query: str, batch_id: int) -> _Parts:
     return summary, events if events.num_rows else None, tables, quarantine
 
 
+def _arrow_tables(events: pa.Table) -> dict[str, pa.Table]:
+    """Every table of a batch's lake events by the pyarrow twins, late events left out."""
+    import pyarrow.compute as pc
+
+    on_time = events.filter(pc.invert(events["is_late"]))
+    return {name: compute(on_time) for name, compute in ARROW_TABLES.items()}
+
+
 def _spark_batch(df: DataFrame, query: str, batch_id: int, cap: int) -> _Parts:
     """The same from the cached batch with Spark: a summary job, then the tables.
 
@@ -323,7 +328,6 @@ def _spark_batch(df: DataFrame, query: str, batch_id: int, cap: int) -> _Parts:
     collected once and its tables computed by pyarrow; a larger one's tables are Spark jobs
     run from concurrent threads, and its lake rows stay a DataFrame that Spark writes.
     """
-    import pyarrow.compute as pc
     from pyspark.sql import functions as F
 
     usable = F.col("parse_error").isNull()
@@ -360,8 +364,7 @@ def _spark_batch(df: DataFrame, query: str, batch_id: int, cap: int) -> _Parts:
     usable_rows = summary.rows - summary.invalid - summary.canaries
     if usable_rows and usable_rows <= cap:
         lake_events = events.select(*LAKE_COLUMNS).toArrow().cast(RAW_SCHEMA)
-        on_time = lake_events.filter(pc.invert(lake_events["is_late"]))
-        tables = {name: compute(on_time) for name, compute in ARROW_TABLES.items()}
+        tables = _arrow_tables(lake_events)
     elif usable_rows:
         lake_events = events.select(*LAKE_COLUMNS)
         on_time_df = events.where(~late)
