@@ -22,11 +22,10 @@ _STATE_STORES = {
     "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
 }
+_CHECKPOINTING = "org.apache.spark.sql.execution.streaming.checkpointing"
 _CHECKPOINT_FILES = {
-    "filesystem": "org.apache.spark.sql.execution.streaming.checkpointing."
-    "FileSystemBasedCheckpointFileManager",
-    "filecontext": "org.apache.spark.sql.execution.streaming.checkpointing."
-    "FileContextBasedCheckpointFileManager",
+    "filesystem": f"{_CHECKPOINTING}.FileSystemBasedCheckpointFileManager",
+    "filecontext": f"{_CHECKPOINTING}.FileContextBasedCheckpointFileManager",
 }
 
 
