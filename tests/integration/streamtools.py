@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +50,17 @@ def run_to_end(settings: Settings, spark: Any, schema: str, timeout_s: float = 6
         assert query.exception() is None
     finally:
         job.stop(query)
+
+
+def wait_while_running(
+    query: Any, done: Callable[[], bool], timeout_s: float, poll_s: float = 0.2
+) -> None:
+    """Poll ``done`` until it holds; fail if the query died first or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert query.exception() is None, query.exception()
+        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s"
+        time.sleep(poll_s)
 
 
 def job_settings(corpus: CorpusTopic, schema: str, workdir: Path, **stream: Any) -> Settings:

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from streamtools import CorpusTopic, job_settings, progress_rows, run_to_end, table_differences
+from streamtools import (
+    CorpusTopic,
+    job_settings,
+    progress_rows,
+    run_to_end,
+    table_differences,
+    wait_while_running,
+)
 
 from wiki_lib import db
 from wiki_lib.config import Settings
@@ -157,10 +164,12 @@ def test_stop_lets_the_running_batch_finish(
     job = StreamJob(settings, spark, schema=schema)  # type: ignore[arg-type]
     query = job.start()
     try:
-        deadline = time.monotonic() + 120
-        while not (query.status["isTriggerActive"] and query.status["isDataAvailable"]):
-            assert time.monotonic() < deadline and query.exception() is None
-            time.sleep(0.02)
+        wait_while_running(
+            query,
+            lambda: query.status["isTriggerActive"] and query.status["isDataAvailable"],
+            timeout_s=120,
+            poll_s=0.02,
+        )
     finally:
         job.stop(query, drain_s=120)
     batches = progress_rows(settings, schema, str(settings.stream.query_name))

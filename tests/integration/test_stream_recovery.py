@@ -14,7 +14,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaProducer
-from streamtools import CorpusTopic, job_settings, progress_rows, run_to_end, table_differences
+from streamtools import (
+    CorpusTopic,
+    job_settings,
+    progress_rows,
+    run_to_end,
+    table_differences,
+    wait_while_running,
+)
 
 from wiki_lib import db
 from wiki_lib.config import Settings
@@ -180,10 +187,11 @@ def test_checkpoint_of_sparks_default_file_manager_resumes_under_ours(
         job = StreamJob(live, spark, schema=schema)  # type: ignore[arg-type]
         query = job.start()
         try:
-            deadline = time.monotonic() + 180
-            while len(progress_rows(live, schema, str(live.stream.query_name))) < 2:
-                assert time.monotonic() < deadline and query.exception() is None
-                time.sleep(0.2)
+            wait_while_running(
+                query,
+                lambda: len(progress_rows(live, schema, str(live.stream.query_name))) >= 2,
+                timeout_s=180,
+            )
         finally:
             job.stop(query)
     finally:
