@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import DATA, make_state_dir, stack_settings
+from support import DATA, stack_settings
 
 from wiki_lib.config import Settings
-from wiki_lib.stack import LocalStack
+from wiki_lib.stack import LocalStack, scratch_state_dir
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     """A real single-broker Kafka and a PostgreSQL for the whole test session."""
-    state_dir = make_state_dir("session")
+    state_dir = scratch_state_dir("session")
     local = LocalStack(stack_settings(state_dir))
     local.up()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,13 +15,6 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.exists():
     SHARED = Path(os.environ.get("WIKIPULSE_SHARED", "/work/shared"))
 DATA = SHARED / "data"
-
-
-def make_state_dir(prefix: str) -> Path:
-    """A fresh state dir in /tmp (PostgreSQL's OS user must be able to enter it)."""
-    path = Path(tempfile.mkdtemp(prefix=f"wikipulse-{prefix}-", dir="/tmp"))
-    path.chmod(0o711)
-    return path
 
 
 def stack_settings(state_dir: Path, **sections: dict) -> Settings:

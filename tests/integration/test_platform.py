@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support import make_state_dir, read_topic, stack_settings
+from support import read_topic, stack_settings
 
 from wiki_lib.analysis.evaluate import read_contract_table
 from wiki_lib.config import Settings
 from wiki_lib.lake import read_events
-from wiki_lib.stack import LocalStack
+from wiki_lib.stack import LocalStack, scratch_state_dir
 from wiki_lib.stack._proc import pid_alive
 from wiki_lib.testing.oracle import TABLE_KEYS, compute_tables, deduplicated_events, load_events
 
@@ -106,7 +106,7 @@ def _processes(state: Path, env: dict[str, str]) -> list[int]:
 
 
 def test_demo_up_answers_counts_exactly_stops_and_resumes(tmp_path: Path) -> None:
-    state = make_state_dir("platform")
+    state = scratch_state_dir("platform")
     env = _env(state)
     try:
         up = _cli(env, "up", "--lab", "--watch", "0")
@@ -187,7 +187,7 @@ def test_up_refuses_an_unwritable_state_dir(tmp_path: Path) -> None:
 
 
 def test_up_refuses_a_taken_port_before_starting_anything() -> None:
-    state = make_state_dir("port")
+    state = scratch_state_dir("port")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -205,7 +205,7 @@ def test_up_refuses_a_taken_port_before_starting_anything() -> None:
     ],
 )
 def test_up_refuses_missing_binaries(setting: str, value: str, message: str) -> None:
-    state = make_state_dir("missing")
+    state = scratch_state_dir("missing")
     line = _refused(_env(state, **{setting: value}), state)
     assert message.lower() in line.lower() and value in line
     shutil.rmtree(state, ignore_errors=True)
@@ -216,7 +216,7 @@ def test_a_replay_stopped_midway_resumes_and_counts_every_event_once(data_dir: P
     recording = (
         data_dir / "recentchange" / "yearfunla_wikiMedia_stream_monitor__recentchange_raw.jsonl"
     )
-    state = make_state_dir("replay")
+    state = scratch_state_dir("replay")
     env = _env(state)
     args = ("--source", f"replay:{recording}", "--speed", "2", "--no-dashboard", "--no-alerts")
     try:

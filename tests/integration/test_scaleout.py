@@ -28,11 +28,11 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 from streamtools import CorpusTopic, corpus_topic, job_settings, progress_rows, table_differences
-from support import make_state_dir, stack_settings
+from support import stack_settings
 
 from wiki_lib import db
 from wiki_lib.config import Settings
-from wiki_lib.stack import LocalStack
+from wiki_lib.stack import LocalStack, scratch_state_dir
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ WORKERS = 2
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalStack]:
     """A 3-broker Kafka, PostgreSQL and a Spark master with two workers, for this module."""
-    state_dir = make_state_dir("scaleout")
+    state_dir = scratch_state_dir("scaleout")
     settings = stack_settings(state_dir, kafka={"replication_factor": 3, "min_insync_replicas": 2})
     stack = LocalStack(settings, brokers=BROKERS, spark_workers=WORKERS)
     stack.up()

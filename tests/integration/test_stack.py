@@ -14,11 +14,11 @@ import psycopg2
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from support import make_state_dir, stack_settings
+from support import stack_settings
 
 from wiki_lib import db
 from wiki_lib.config import Settings
-from wiki_lib.stack import LocalStack
+from wiki_lib.stack import LocalStack, scratch_state_dir
 from wiki_lib.stack._proc import pid_alive
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def _cli(state_dir: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_lifecycle_from_nothing_and_idempotent() -> None:
-    state_dir = make_state_dir("cli")
+    state_dir = scratch_state_dir("cli")
     try:
         first = _cli(str(state_dir), "stack", "up")
         assert first.returncode == 0, first.stderr
@@ -172,7 +172,7 @@ def test_spark_reads_topic_through_connector(
 
 
 def test_three_brokers_survive_one_killed(unique: Callable[[str], str]) -> None:
-    state_dir = make_state_dir("cluster")
+    state_dir = scratch_state_dir("cluster")
     cluster = LocalStack(stack_settings(state_dir, stack={"kafka_heap": "384m"}), brokers=3)
     try:
         cluster.up()

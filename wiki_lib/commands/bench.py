@@ -9,7 +9,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from wiki_lib.commands._common import add_command, plain_flag
 from wiki_lib.config import Settings
-from wiki_lib.stack import LocalStack
+from wiki_lib.stack import LocalStack, scratch_state_dir
 
 __all__ = ["machine", "plot_curve", "reference_loop_s", "register", "to_markdown"]
 
@@ -121,8 +120,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     state_dir = None
     stack = None
     if not args.use_running:
-        state_dir = Path(tempfile.mkdtemp(prefix="wikipulse-bench-", dir="/tmp"))
-        state_dir.chmod(0o711)
+        state_dir = scratch_state_dir("bench")
         settings = settings.with_overrides(
             stack={"state_dir": str(state_dir), "kafka_port": 0, "kafka_controller_port": 0},
             postgres={"port": 0},

@@ -17,6 +17,7 @@ State (ports, pids, data and log paths) lives in ``<state_dir>/stack.json`` so t
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
     "ServiceStatus",
     "SparkStandalone",
     "UpReport",
+    "scratch_state_dir",
 ]
 
 
@@ -286,3 +288,14 @@ class LocalStack:
             self.postgres.port = 0
             self.spark = SparkStandalone(self._base, self.state_dir / "spark")
         return stopped
+
+
+def scratch_state_dir(prefix: str) -> Path:
+    """A fresh state dir under /tmp for a throw-away stack.
+
+    Mode 0711: when wikipulse runs as root, PostgreSQL runs as an unprivileged OS user who
+    must be able to enter the directory (but need not list it).
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"wikipulse-{prefix}-", dir="/tmp"))
+    path.chmod(0o711)
+    return path
