@@ -144,9 +144,9 @@ class StreamSettings(_Section):
     driver_max_rows: int = Field(
         20_000,
         ge=0,
-        description="micro-batches of at most this many events are collected once, and their "
-        "tables and lake files are computed on the driver by pyarrow (no Spark job per table); "
-        "larger ones, and all when 0, by Spark on the executors",
+        description="micro-batches of at most this many Kafka records are collected once, and "
+        "their tables and lake files are computed on the driver by pyarrow (no Spark job per "
+        "table); larger ones, and all when 0, by Spark on the executors",
     )
 
 

@@ -23,7 +23,7 @@ from streamtools import (
 from wiki_lib import db
 from wiki_lib.config import Settings
 from wiki_lib.lake import RAW_SCHEMA, readable_files
-from wiki_lib.stream.job import StreamJob
+from wiki_lib.stream.job import StreamJob, records_in_batch
 from wiki_lib.testing.oracle import deduplicated_events, load_events
 
 pytestmark = pytest.mark.integration
@@ -78,6 +78,11 @@ def test_progress_accounts_for_every_record(
     assert len(rows) >= 3, "the corpus should span several micro-batches"
     assert [r["batch_id"] for r in rows] == list(range(len(rows)))
     assert sum(r["rows_input"] for r in rows) == corpus.produced
+    # Spark's offset log tells each batch's size before it runs: the records Spark read
+    checkpoint = settings.checkpoint_dir / str(query)
+    assert [records_in_batch(checkpoint, r["batch_id"]) for r in rows] == [
+        r["rows_input"] for r in rows
+    ]
     unique = len(corpus.oracle["recent_changes"])
     assert sum(r["duplicates_dropped"] for r in rows) == corpus.produced - unique
     assert sum(r["rows_read"] for r in rows) == unique

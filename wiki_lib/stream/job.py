@@ -16,6 +16,7 @@ The metric logic lives in :mod:`wiki_lib.stream.metrics`; this module only conne
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -25,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyspark.sql.streaming import StreamingQueryListener
@@ -44,7 +46,14 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-__all__ = ["LAKE_COLUMNS", "ProgressListener", "StreamJob", "parse_delay", "stop_query"]
+__all__ = [
+    "LAKE_COLUMNS",
+    "ProgressListener",
+    "StreamJob",
+    "parse_delay",
+    "records_in_batch",
+    "stop_query",
+]
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +179,10 @@ class StreamJob:
     def process_batch(self, df: DataFrame, batch_id: int) -> None:
         """Write one micro-batch to every sink; skip a batch that already landed.
 
-        A batch that follows a small one (at most ``stream.driver_max_rows`` rows read, as
-        live batches are) is first collected whole by :func:`_collect_at_most`; a larger
-        one, or one that turns out larger, is cached and computed by :func:`_spark_batch`.
+        A small batch (at most ``stream.driver_max_rows`` Kafka records, as live batches are;
+        :func:`records_in_batch`) is collected whole by :func:`_collect_at_most`; a larger
+        one is cached and computed by :func:`_spark_batch`. Where the offset log cannot tell,
+        the batch before decides, and a batch that turns out larger goes to Spark after all.
         """
         started = datetime.now(UTC)
         query = str(self.query_name)
@@ -186,7 +196,10 @@ class StreamJob:
         prev_max = previous["max_event_time"] if previous else None
         watermark = prev_max - self.delay if prev_max else None
         cap = self.settings.stream.driver_max_rows
-        collect = cap > 0 and (previous is None or previous["rows_read"] <= cap)
+        records = records_in_batch(Path(self.checkpoint), batch_id)
+        if records is None:
+            records = previous["rows_read"] if previous else 0
+        collect = cap > 0 and records <= cap
         df = _flag_late(df, watermark)
         cached: DataFrame | None = None
         try:
@@ -242,6 +255,48 @@ class StreamJob:
             lake_written = pool.submit(lake)
             self._pg.write(batch, before_commit=lake_written.result)
         return lake_written.result()
+
+
+def records_in_batch(checkpoint: Path, batch_id: int) -> int | None:
+    """How many Kafka records batch ``batch_id`` spans, from the query's offset log.
+
+    Spark writes the batch's end offsets (``offsets/<id>``) before it runs the batch; its
+    start is the batch before's end, or for the first batch the source's initial offsets
+    (``sources/0/0``). The span counts every record, duplicates and bad ones included, so a
+    batch never holds more rows than this. None when the log does not say (another
+    source, a partition without a start).
+    """
+    end = _offsets(checkpoint / "offsets" / str(batch_id))
+    start = _offsets(
+        checkpoint / "offsets" / str(batch_id - 1)
+        if batch_id > 0
+        else checkpoint / "sources" / "0" / "0"
+    )
+    if end is None or start is None:
+        return None
+    total = 0
+    for topic, partitions in end.items():
+        for partition, offset in partitions.items():
+            first = start.get(topic, {}).get(partition)
+            if first is None or first < 0 or offset < first:
+                return None
+            total += offset - first
+    return total
+
+
+def _offsets(path: Path) -> dict[str, dict[str, int]] | None:
+    """The Kafka offsets, by topic and partition, in the last line of an offset log file."""
+    try:
+        last = path.read_text(encoding="utf-8").strip().splitlines()[-1]
+        offsets = json.loads(last)
+    except (OSError, UnicodeDecodeError, IndexError, json.JSONDecodeError):
+        return None
+    if not isinstance(offsets, dict) or not all(
+        isinstance(parts, dict) and all(isinstance(o, int) for o in parts.values())
+        for parts in offsets.values()
+    ):
+        return None
+    return offsets
 
 
 class _Summary(NamedTuple):
@@ -324,9 +379,10 @@ def _arrow_tables(events: pa.Table) -> dict[str, pa.Table]:
 def _spark_batch(df: DataFrame, query: str, batch_id: int, cap: int) -> _Parts:
     """The same from the cached batch with Spark: a summary job, then the tables.
 
-    A batch of up to ``cap`` usable events (one that came after a large batch) is still
-    collected once and its tables computed by pyarrow; a larger one's tables are Spark jobs
-    run from concurrent threads, and its lake rows stay a DataFrame that Spark writes.
+    A batch of up to ``cap`` usable events (its Kafka range was larger, but most of it were
+    duplicates, canaries or bad records) is still collected once and its tables computed by
+    pyarrow; a larger one's tables are Spark jobs run from concurrent threads, and its lake
+    rows stay a DataFrame that Spark writes.
     """
     from pyspark.sql import functions as F
 
