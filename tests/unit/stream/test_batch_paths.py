@@ -50,7 +50,13 @@ def batch(spark: SparkSession, corpus_files: list[Path]) -> DataFrame:
         "value binary, topic string, source_partition int, source_offset long, "
         "kafka_timestamp timestamp",
     )
-    return _flag_late(with_normalized(parse_events(raw)), WATERMARK).cache()
+    return with_normalized(parse_events(raw)).cache()
+
+
+@pytest.fixture(scope="module")
+def flagged(batch: DataFrame) -> DataFrame:
+    """The batch as the Spark path takes it: late events flagged by Spark."""
+    return _flag_late(batch, WATERMARK).cache()
 
 
 def rows(table: pa.Table | None) -> Counter[tuple[Any, ...]]:
@@ -83,35 +89,41 @@ def as_batch(parts: _Parts) -> Batch:
     return _batch("q", 7, parts, STARTED, None, WATERMARK)
 
 
-def test_the_batch_is_mixed(batch: DataFrame) -> None:
+def test_the_batch_is_mixed(flagged: DataFrame) -> None:
     """Otherwise the comparisons below would prove little."""
-    stats = as_batch(_spark_batch(batch, "q", 7, cap=0)).stats
+    stats = as_batch(_spark_batch(flagged, "q", 7, cap=0)).stats
     assert stats.rows_invalid >= 5
     assert stats.canaries_dropped >= 1
     assert 0 < stats.rows_late < stats.rows_read - stats.rows_invalid - stats.canaries_dropped
 
 
-def test_driver_batch_equals_spark_jobs(batch: DataFrame) -> None:
-    collected = _collect_at_most(batch, 100_000)
+def test_driver_batch_equals_spark_jobs(batch: DataFrame, flagged: DataFrame) -> None:
+    collected = _collect_at_most(batch, 100_000, WATERMARK)
     assert collected is not None
     driver = as_batch(_driver_batch(collected, "q", 7))
     assert isinstance(driver.events, pa.Table)
-    spark = as_batch(_spark_batch(batch, "q", 7, cap=0))
+    spark = as_batch(_spark_batch(flagged, "q", 7, cap=0))
     assert isinstance(spark.events, DataFrame)
     assert_same(driver, spark)
 
 
-def test_driver_batch_equals_spark_collect(batch: DataFrame) -> None:
+def test_driver_batch_equals_spark_collect(batch: DataFrame, flagged: DataFrame) -> None:
     """The Spark path's own small-batch branch: Spark counts, pyarrow aggregates."""
-    collected = _collect_at_most(batch, 100_000)
+    collected = _collect_at_most(batch, 100_000, WATERMARK)
     assert collected is not None
-    spark_collect = as_batch(_spark_batch(batch, "q", 7, cap=100_000))
+    spark_collect = as_batch(_spark_batch(flagged, "q", 7, cap=100_000))
     assert isinstance(spark_collect.events, pa.Table)
     assert_same(as_batch(_driver_batch(collected, "q", 7)), spark_collect)
 
 
+def test_without_a_watermark_nothing_is_late(batch: DataFrame) -> None:
+    collected = _collect_at_most(batch, 100_000, None)
+    assert collected is not None
+    assert as_batch(_driver_batch(collected, "q", 7)).stats.rows_late == 0
+
+
 def test_a_batch_over_the_cap_is_not_collected(batch: DataFrame) -> None:
     total = batch.count()
-    assert _collect_at_most(batch, total - 1) is None
-    whole = _collect_at_most(batch, total)
+    assert _collect_at_most(batch, total - 1, WATERMARK) is None
+    whole = _collect_at_most(batch, total, WATERMARK)
     assert whole is not None and whole.num_rows == total
