@@ -369,6 +369,51 @@ def test_live_windows_from_running_totals_equal_reference(served: Served) -> Non
     assert not problems, "\n".join(problems)
 
 
+def test_live_windows_from_slices_equal_reference(served: Served) -> None:
+    """Filters that fix one namespace and bot or human, or one wiki: the slices' running
+    totals (streaming/sql/V013) serve live windows; any other filter reads recent_changes."""
+    just_after, later = _near_newest(served)
+    busiest = max(
+        {e["wiki"] for e in served.events},
+        key=lambda w: sum(e["wiki"] == w for e in served.events),
+    )
+    filters = [  # filter, the slice that serves pages, the one that serves users
+        (Filters(bot=False, namespace=0), "page_slice_running", "user_slice_running"),
+        (Filters(bot=True, namespace=0), "page_slice_running", "user_slice_running"),
+        (Filters(bot=False, namespace=14), "page_slice_running", "user_slice_running"),
+        (Filters(wiki=busiest), None, "user_wiki_running"),
+        (Filters(bot=False, namespace=[0, 14]), None, None),
+        (Filters(wiki=busiest, bot=False), None, None),
+    ]
+    cases = [("15m", just_after, True), ("24h", just_after, True), ("1h", later, True)]
+    cases.append(("2h", just_after, False))  # a 60 min gap: recent_changes
+    problems: list[str] = []
+    for lookback, end, live in cases:
+        for f, pages, users in filters:
+            rows = served.select(lookback, end, f)
+            label = f"{lookback} {end} {f.describe()}"
+            for name, compute, table in (
+                ("top_pages", ref.top_pages, pages),
+                ("top_users", ref.top_users, users),
+            ):
+                for n in (3, 300):
+                    frame = query.QUERIES[name](served.reader, lookback, end=end, n=n, filters=f)
+                    check(problems, f"{name} {n} {label}", records(frame), expect(compute(rows, n)))
+                    used = {t for t in frame.attrs["sources"] if t.endswith("slice_running")}
+                    used |= {t for t in frame.attrs["sources"] if t == "user_wiki_running"}
+                    want_used = {table} if table and live else set()
+                    check(problems, f"{name} {label} sources", used, want_used)
+            frame = query.edits_per_user(served.reader, lookback, end=end, filters=f)
+            want = expect(ref.edits_per_user(rows))
+            check(problems, f"edits_per_user {label}", records(frame), want)
+            frame = query.kpis(served.reader, lookback, end=end, filters=f)
+            want_users = ref.kpis(rows, make_window(lookback, datetime.fromisoformat(end)).seconds)[
+                "active_users"
+            ]
+            check(problems, f"active users {label}", plain(frame["active_users"][0]), want_users)
+    assert not problems, "\n".join(problems)
+
+
 def test_running_totals_equal_reference(served: Served) -> None:
     """What the triggers kept through the stream job and the batch layer's replace."""
     _, marks = served.reader.fetch(
@@ -376,7 +421,7 @@ def test_running_totals_equal_reference(served: Served) -> None:
             served.reader.table("running_marks")
         )
     )
-    assert len(marks) == 13
+    assert len(marks) == 28
     # family: running table, keys, counters; their source rows are checked elsewhere
     summed_families = {
         "wiki": ("wiki_running", "wiki, server_name, project, language", WIKI_COUNTERS),
@@ -407,8 +452,43 @@ def test_running_totals_equal_reference(served: Served) -> None:
             {"f": from_minute},
         )
         assert kept == summed and kept, family
-    marks = [m for m in marks if m[0] not in summed_families]
     far = datetime(9999, 1, 1, tzinfo=UTC)
+    slices = {  # running table, entity keys, filter dimension by pinned column, reference
+        "page_slice": (
+            "page_slice_running",
+            ("wiki", "title"),
+            {"namespace": "namespace", "is_bot": "bot"},
+            ref.top_pages,
+        ),
+        "user_slice": (
+            "user_slice_running",
+            ("user",),
+            {"namespace": "namespace", "is_bot": "bot"},
+            ref.top_users,
+        ),
+        "user_wiki": ("user_wiki_running", ("user",), {"wiki": "wiki"}, ref.top_users),
+    }
+    for family, lookback, from_minute in marks:
+        if family not in slices:
+            continue
+        table, keys, pinned, compute = slices[family]
+        rows = ref.select(served.events, from_minute, far, Filters())
+        values = {tuple(e[c] for c in pinned) for e in rows if None not in (e[c] for c in pinned)}
+        want_rows = set()
+        for value in values:
+            f = Filters(**{dim: v for dim, v in zip(pinned.values(), value, strict=True)})
+            for w in compute(ref.select(rows, from_minute, far, f), 10**9):
+                want_rows.add((*(w[k] for k in keys), *value, w["events"], w["bytes_added"]))
+        _, got = served.reader.fetch(
+            sql.SQL("SELECT {}, events, bytes_added FROM {} WHERE lookback = %s").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in (*keys, *pinned)),
+                served.reader.table(table),
+            ),
+            (lookback,),
+        )
+        assert want_rows, (family, lookback)  # the corpus reaches into every kept lookback
+        assert set(got) == want_rows, (family, lookback)
+    marks = [m for m in marks if m[0] not in summed_families and m[0] not in slices]
     for family, lookback, from_minute in marks:
         rows = ref.select(served.events, from_minute, far, Filters())
         if family == "page":

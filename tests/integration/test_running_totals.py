@@ -20,6 +20,7 @@ from psycopg2 import sql
 from wiki_lib import db, query
 from wiki_lib.config import Settings
 from wiki_lib.query import QueryError
+from wiki_lib.query.tables import RECENT_CHANGES_COLUMNS
 from wiki_lib.query.window import parse_duration
 
 pytestmark = pytest.mark.integration
@@ -415,3 +416,96 @@ def test_a_key_busy_only_before_the_window_sends_the_week_list_to_plain_sums(
         frame = query.top_pages(reader, "7d", end=end, n=10)
         assert frame["title"].tolist() == ["B", "C", *(f"A{i}" for i in range(8))]
         assert "page_hour_running" in frame.attrs["sources"]  # all candidates read: exact
+
+
+def _slices_of(events: dict[str, tuple[Any, ...]]) -> dict[str, set[tuple[Any, ...]]]:
+    """The three slice minute tables (streaming/sql/V013) as plain sums of ``events``."""
+    out: dict[str, dict[tuple[Any, ...], list[int]]] = {
+        "page_slice_minute": defaultdict(lambda: [0, 0, 0]),
+        "user_slice_minute": defaultdict(lambda: [0, 0, 0, 0, 0]),
+        "user_wiki_minute": defaultdict(lambda: [0, 0, 0, 0, 0]),
+    }
+    for time, wiki, kind, ns, title, user, bot, delta in events.values():
+        minute = time.replace(second=0, microsecond=0)
+        added, removed = max(delta, 0), max(-delta, 0)
+        edit = int(kind in ("edit", "new"))
+        if edit and wiki is not None and title is not None and ns is not None:
+            for i, v in enumerate((1, added, removed)):
+                out["page_slice_minute"][(minute, wiki, title, ns, bot)][i] += v
+        user_counts = (1, edit, int(bot), added, removed)
+        if user is not None and ns is not None:
+            for i, v in enumerate(user_counts):
+                out["user_slice_minute"][(minute, user, ns, bot)][i] += v
+        if user is not None and wiki is not None:
+            for i, v in enumerate(user_counts):
+                out["user_wiki_minute"][(minute, user, wiki)][i] += v
+    return {table: {(*k, *v) for k, v in rows.items()} for table, rows in out.items()}
+
+
+def test_slices_follow_every_write_to_recent_changes(minutes: Minutes) -> None:
+    """Inserts, a replayed batch, updates that move an event, deletes: each slice minute table
+    stays the sum of recent_changes, and its running totals the sum of its minutes."""
+    events: dict[str, tuple[Any, ...]] = {}
+    rng = random.Random(13)
+
+    def write(statement: str, rows: list[tuple[Any, ...]] | tuple[Any, ...] = ()) -> None:
+        with db.transaction(minutes.s.postgres, "writer") as conn, conn.cursor() as cur:
+            table = sql.SQL("{}.recent_changes").format(sql.Identifier(minutes.schema))
+            cur.execute(sql.SQL(statement).format(t=table), rows or None)
+
+    def insert(batch: dict[str, tuple[Any, ...]]) -> None:
+        write(
+            "INSERT INTO {t} AS r VALUES "
+            + ", ".join(["(%s, %s, %s, 'x.org', %s, %s, %s, %s, %s, false, %s, '')"] * len(batch))
+            + " ON CONFLICT (event_id) DO UPDATE SET "  # the sink's merge: every column
+            + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in RECENT_CHANGES_COLUMNS[1:]),
+            [v for k, e in batch.items() for v in (k, *e)],
+        )
+        events.update(batch)
+
+    def check() -> None:
+        want = _slices_of(events)
+        for table, rows in want.items():
+            got = set(minutes.fetch(f"SELECT * FROM {{s}}.{table}"))
+            assert got == rows, table
+        for family, keys in (
+            ("page_slice", "wiki, title, namespace, is_bot"),
+            ("user_slice", '"user", namespace, is_bot'),
+            ("user_wiki", '"user", wiki'),
+        ):
+            kept = minutes.fetch(f"SELECT lookback, {keys}, events FROM {{s}}.{family}_running")
+            summed = minutes.fetch(
+                f"SELECT m.lookback, {keys}, sum(t.events)::bigint FROM {{s}}.{family}_minute "
+                "AS t JOIN {s}.running_marks AS m ON m.family = "
+                f"'{family}' AND t.window_start >= m.from_minute GROUP BY m.lookback, {keys}"
+            )
+            assert set(kept) == set(summed), family
+
+    def random_event() -> tuple[Any, ...]:
+        return (
+            T0 + timedelta(seconds=rng.randrange(3 * 3600)),
+            rng.choice(["enwiki", "dewiki", None]),
+            rng.choice(["edit", "new", "log", "categorize"]),
+            rng.choice([0, 1, 14, None]),
+            rng.choice(["A", "B", "C", None]),
+            rng.choice(["Ann", "Bob", "Bot", None]),
+            rng.random() < 0.3,
+            rng.randrange(-500, 500),
+        )
+
+    insert({f"e{i}": random_event() for i in range(300)})
+    check()
+    insert({k: events[k] for k in list(events)[:100]})  # a replayed batch changes nothing
+    check()
+    insert({k: random_event() for k in list(events)[50:120]})  # moved to other minutes
+    check()
+    insert({f"n{i}": random_event() for i in range(200)})  # later minutes expire earlier ones
+    check()
+    gone = [k for k, e in events.items() if e[0] < T0 + timedelta(hours=1)]
+    write("DELETE FROM {t} WHERE event_time < %s", (T0 + timedelta(hours=1),))  # retention
+    for k in gone:
+        del events[k]
+    check()
+    write("DELETE FROM {t}")
+    events.clear()
+    check()

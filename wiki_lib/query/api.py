@@ -67,6 +67,7 @@ from wiki_lib.query.tables import (
     PAGE,
     RECENT_CHANGES,
     RECENT_CHANGES_COLUMNS,
+    SLICES,
     TRAFFIC,
     USER,
     WIKI,
@@ -118,8 +119,8 @@ def kpis(
     family = family_for(req.filters, TRAFFIC, ACTIVITY)
     counts = measures(family, [*_KPI_COUNTS, "net_bytes"])
     wiki_family = family_for(req.filters, WIKI, ACTIVITY)
-    users, user_span = _active_users(req)
     with reader.snapshot():
+        users, user_span, user_extra = _active_users(req)
         wikis, extra = _wiki_rows(req, wiki_family, span)
         statement = sql.SQL(
             "SELECT c.*, w.active_wikis, u.active_users "
@@ -128,7 +129,7 @@ def kpis(
             "FROM (SELECT DISTINCT wiki FROM ({}) AS r) AS d) AS w, "
             "({}) AS u"
         ).format(counts, req.rows(family, span), wikis, users)
-        columns, rows = reader.fetch(statement, req.params(span, user_span, **extra))
+        columns, rows = reader.fetch(statement, req.params(span, user_span, **extra, **user_extra))
     frame = req.frame(columns, rows, {})
     frame.insert(0, "window_start", pd.Timestamp(req.window.start))
     frame.insert(1, "window_end", pd.Timestamp(req.window.end))
@@ -167,8 +168,9 @@ def _wiki_rows(req: Request, family: Family, span: Span) -> tuple[sql.Composable
     return req.rows(family, span), {}
 
 
-def _active_users(req: Request) -> tuple[sql.Composable, Span]:
-    """Distinct users: from user_minute (bot filter via its bot_events), else the event table.
+def _active_users(req: Request) -> tuple[sql.Composable, Span, dict[str, Any]]:
+    """Distinct users: from user_minute (bot filter via its bot_events), a slice's running
+    totals, else the event table; with the statement's own parameters. Call inside a snapshot.
 
     ``count(x) FROM (SELECT DISTINCT x ...)`` rather than ``count(DISTINCT x)``: PostgreSQL
     can hash the former, while the latter always sorts (2-3 times slower here).
@@ -177,7 +179,7 @@ def _active_users(req: Request) -> tuple[sql.Composable, Span]:
     null = sql.SQL("SELECT NULL::bigint AS active_users")
     if req.filters.dimensions <= {"bot"}:
         if not req.complete(USER.minute):
-            return null, span
+            return null, span, {}
         having, seen = {
             None: ("TRUE", "last_any"),
             True: ("bot_events > 0", "last_bot"),
@@ -202,9 +204,17 @@ def _active_users(req: Request) -> tuple[sql.Composable, Span]:
                 col=sql.Identifier(seen),
             ),
             span,
+            {},
         )
     if not req.complete(RECENT_CHANGES):
-        return null, span
+        return null, span, {}
+    sliced = _sliced(req, USER, req.filters)  # a slice holds what recent_changes still keeps
+    if sliced is not None:
+        return (
+            sql.SQL("SELECT count(*) AS active_users FROM ({}) AS s").format(sliced.window_rows()),
+            span,
+            sliced.params(),
+        )
     return (
         sql.SQL(
             'SELECT count("user") AS active_users '
@@ -215,6 +225,7 @@ def _active_users(req: Request) -> tuple[sql.Composable, Span]:
             req.where(RECENT_CHANGES, req.span(), req.filters),
         ),
         span,
+        {},
     )
 
 
@@ -512,6 +523,27 @@ def _max_missing(req: Request, span: Span, family: Family) -> sql.Composable:
     )
 
 
+_PINNED_BY = {"namespace": "namespace", "is_bot": "bot", "wiki": "wiki"}
+"""The filter dimension that fixes each pinned column of a slice."""
+
+
+def _sliced(req: Request, family: Family, filters: Filters) -> running.Running | None:
+    """The running totals of a slice of ``family`` that answer ``filters`` exactly, or None.
+
+    A slice serves a filter that gives each of its pinned columns one value and constrains
+    nothing else. Call inside a snapshot.
+    """
+    for kept in SLICES.get(family.name, ()):
+        dims = {_PINNED_BY[c] for c in kept.pinned}
+        if filters.dimensions != dims:
+            continue
+        values = {c: getattr(filters, _PINNED_BY[c]) for c in kept.pinned}
+        values = {c: (v,) if isinstance(v, bool) else v for c, v in values.items()}
+        if all(len(v) == 1 for v in values.values()):
+            return running.find(req, kept, {c: v[0] for c, v in values.items()})
+    return None
+
+
 def _running_top(req: Request, family: Family, span: Span, n: int) -> list[tuple[Any, ...]] | None:
     """The unfiltered top list from the running totals (minutes, then the week's hours), or
     None when neither serves the window. Call inside a snapshot."""
@@ -539,12 +571,15 @@ def top_pages(
     if {"edit", "new"} <= set(page_filters.type):
         page_filters = page_filters.without("type")
     span = req.span()
-    if not page_filters.dimensions:
-        with reader.snapshot():  # the totals and the marks saying what they cover agree
+    with reader.snapshot():  # the totals and the marks saying what they cover agree
+        if not page_filters.dimensions:
             rows = _running_top(req, PAGE, span, n)
-        if rows is not None:
-            columns = [*PAGE.keys, *PAGE.counters, "max_missing"]
-            return req.frame(columns, rows, {c: "int64" for c in columns[2:]})
+        else:
+            kept = _sliced(req, PAGE, page_filters)
+            rows = None if kept is None else kept.top(n)
+    if rows is not None:
+        columns = [*PAGE.keys, *PAGE.counters, "max_missing"]
+        return req.frame(columns, rows, {c: "int64" for c in columns[2:]})
     if page_filters.dimensions <= PAGE.dimensions:
         statement = sql.SQL(
             "WITH t AS (SELECT wiki, title, {} FROM ({}) AS r GROUP BY wiki, title "
@@ -588,12 +623,15 @@ def top_users(
     req = request(reader, lookback, end, filters)
     n = limit_rows(n)
     span = req.span()
-    if not req.filters.dimensions:
-        with reader.snapshot():
+    with reader.snapshot():
+        if not req.filters.dimensions:
             rows = _running_top(req, USER, span, n)
-        if rows is not None:
-            columns = [*USER.keys, *USER.counters, "max_missing"]
-            return req.frame(columns, rows, {c: "int64" for c in columns[1:]})
+        else:
+            kept = _sliced(req, USER, req.filters)
+            rows = None if kept is None else kept.top(n)
+    if rows is not None:
+        columns = [*USER.keys, *USER.counters, "max_missing"]
+        return req.frame(columns, rows, {c: "int64" for c in columns[1:]})
     if not req.filters.dimensions:
         statement = sql.SQL(
             'WITH t AS (SELECT "user", {} FROM ({}) AS r GROUP BY "user" '
@@ -644,16 +682,24 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
     reader = req.reader
     span, wiki_span = req.span(hours=False, prefix="u"), req.span()
     kept = None if req.filters.dimensions else running.find(req, USER)
+    sliced = _sliced(req, USER, req.filters) if req.filters.dimensions else None
     if kept is not None:
         table = USER.minute
         bins, params = kept.edits_bins(), kept.params()
     else:
-        if not req.filters.dimensions:
+        if sliced is not None:
+            table = RECENT_CHANGES  # a slice holds what recent_changes still keeps
+            per_user = sql.SQL("SELECT edits FROM ({}) AS s WHERE edits > 0").format(
+                sliced.window_rows()
+            )
+            params = sliced.params()
+        elif not req.filters.dimensions:
             table = USER.minute
             per_user = sql.SQL(
                 'SELECT bigsum(edits) AS edits FROM ({}) AS r GROUP BY "user" '
                 "HAVING bigsum(edits) > 0"
             ).format(req.rows(USER, span))
+            params = req.params(span, wiki_span)
         else:
             table = RECENT_CHANGES
             per_user = sql.SQL(
@@ -664,11 +710,11 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
                 req.event_range(),
                 req.where(RECENT_CHANGES, wiki_span, req.filters),
             )
+            params = req.params(span, wiki_span)
         bins = sql.SQL(
             "SELECT edits_bin(edits) AS bin, count(*)::bigint AS users, bigsum(edits) AS edits "
             "FROM ({}) AS p GROUP BY bin ORDER BY bin"
         ).format(per_user)
-        params = req.params(span, wiki_span)
     if not req.complete(table):
         raise QueryError(
             f"edits per user needs {table}, which retention keeps from "

@@ -26,7 +26,7 @@ from typing import Any
 from psycopg2 import sql
 
 from wiki_lib.query.plan import Request, Span
-from wiki_lib.query.tables import PAGE, USER, WIKI, Family
+from wiki_lib.query.tables import PAGE, USER, WIKI, Family, Slice
 
 __all__ = ["MAX_GAP", "MAX_HOUR_GAP", "HourRunning", "Running", "find", "find_hours"]
 
@@ -36,13 +36,20 @@ MAX_GAP = timedelta(minutes=10)
 MAX_HOUR_GAP = timedelta(hours=6)
 """Most whole hours a week's answer subtracts (per candidate, so the cost hardly grows)."""
 
-_TABLES = {PAGE.name: "page_running", USER.name: "user_running", WIKI.name: "wiki_running"}
+_TABLES = {
+    PAGE.name: "page_running",
+    USER.name: "user_running",
+    WIKI.name: "wiki_running",
+    "page_slice": "page_slice_running",
+    "user_slice": "user_slice_running",
+    "user_wiki": "user_wiki_running",
+}
 _HOUR_TABLES = {PAGE.name: "page_hour_running", USER.name: "user_hour_running"}
 _NULLABLE = frozenset({"server_name", "language"})
 """Key columns that may be NULL: matched through coalesce, which keeps the join hashable."""
 
 
-def _keys(family: Family) -> list[str]:
+def _keys(family: Family | Slice) -> list[str]:
     """The columns a running total is kept per: the minute table's, less time and counters."""
     return [c for c in family.columns if c not in ("window_start", *family.counters)]
 
@@ -63,24 +70,43 @@ class Running:
     """The kept lookback that serves one request, and how to correct it."""
 
     req: Request
-    family: Family
+    family: Family | Slice
     lookback: timedelta
     from_minute: datetime
+    pinned: tuple[tuple[str, Any], ...] = ()
+    """A slice's columns and the one value each is read at (empty for a family)."""
 
     @property
     def table(self) -> str:
         """The running-totals table of the family."""
         return _TABLES[self.family.name]
 
+    def _at(self, alias: str = "") -> sql.Composable:
+        """``TRUE``, and each pinned column at its value (columns qualified by ``alias``)."""
+        return sql.SQL(" AND ").join(
+            [
+                sql.SQL("TRUE"),
+                *(
+                    sql.SQL("{}{} = {}").format(
+                        sql.SQL(f"{alias}." if alias else ""),
+                        sql.Identifier(column),
+                        sql.Placeholder(f"pin_{column}"),
+                    )
+                    for column, _ in self.pinned
+                ),
+            ]
+        )
+
     def _gap(self, counters: tuple[str, ...]) -> sql.Composable:
         """Per key, the sums of ``counters`` over the minutes the totals hold before the window."""
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in _keys(self.family))
         self.req.sources.update({self.table, self.family.minute})
         return sql.SQL(
-            "SELECT {keys}, {sums} FROM {minute} "
-            "WHERE window_start >= %(from_minute)s AND window_start < %(w_start)s GROUP BY {keys}"
+            "SELECT {keys}, {sums} FROM {minute} WHERE window_start >= %(from_minute)s "
+            "AND window_start < %(w_start)s AND {at} GROUP BY {keys}"
         ).format(
             keys=keys,
+            at=self._at(),
             sums=sql.SQL(", ").join(
                 sql.SQL("bigsum({c}) AS {c}").format(c=sql.Identifier(c)) for c in counters
             ),
@@ -97,7 +123,7 @@ class Running:
         counters = self.family.counters
         statement = sql.SQL(
             "WITH gap AS ({gap}), "
-            "top AS (SELECT * FROM {running} WHERE lookback = %(lookback)s AND {where} "
+            "top AS (SELECT * FROM {running} WHERE lookback = %(lookback)s AND {at} AND {where} "
             "ORDER BY events DESC, {keys} {limit}) "
             "SELECT {keys}, {corrected}, top.events AS stored "
             "FROM top LEFT JOIN gap USING ({keys}) ORDER BY events DESC, {keys}"
@@ -105,6 +131,7 @@ class Running:
             keys=keys,
             gap=self._gap(counters),
             running=reader.table(self.table),
+            at=self._at(),
             where=where,
             limit=sql.SQL("" if limit is None else "LIMIT %(limit)s"),
             corrected=sql.SQL(", ").join(
@@ -120,13 +147,15 @@ class Running:
             "from_minute": self.from_minute,
             "w_start": self.req.window.start,
             "lookback": self.lookback,
+            **{f"pin_{column}": value for column, value in self.pinned},
             **extra,
         }
 
     def top(self, n: int) -> list[tuple[Any, ...]]:
         """The ``n`` keys with the most events in the window, exactly, ties by key.
 
-        Rows: the family's keys, its counters, then 0 (``max_missing``: nothing is left out).
+        Rows: the family's keys (a slice's without its pinned columns), its counters, then 0
+        (``max_missing``: nothing is left out).
         """
         events = len(_keys(self.family))  # events is the first counter
         width = events + len(self.family.counters)
@@ -142,7 +171,9 @@ class Running:
             floor = answer[-1][events] if len(answer) == n else 1
             rows = self._corrected(sql.SQL("events >= {}").format(sql.Literal(floor)), None)
             answer = best(rows)
-        return [(*r, 0) for r in answer]
+        pinned = {column for column, _ in self.pinned}
+        shown = [i for i, k in enumerate(_keys(self.family)) if k not in pinned]
+        return [(*(r[i] for i in shown), *r[events:], 0) for r in answer]
 
     def window_rows(self) -> sql.Composable:
         """``SELECT`` every key with events in the window, with its counters over the window."""
@@ -151,7 +182,7 @@ class Running:
         return sql.SQL(
             "SELECT {r_keys}, {corrected} FROM {running} AS r "
             "LEFT JOIN ({gap}) AS g ON {on} "
-            "WHERE r.lookback = %(lookback)s AND r.events - coalesce(g.events, 0) > 0"
+            "WHERE r.lookback = %(lookback)s AND {at} AND r.events - coalesce(g.events, 0) > 0"
         ).format(
             r_keys=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
             gap=self._gap(counters),
@@ -160,6 +191,7 @@ class Running:
                 for c in counters
             ),
             running=self.req.reader.table(self.table),
+            at=self._at("r"),
             on=sql.SQL(" AND ").join(_matched(k) for k in keys),
         )
 
@@ -189,8 +221,13 @@ class Running:
         )
 
 
-def find(req: Request, family: Family) -> Running | None:
-    """The kept lookback that serves ``req`` for ``family``, or None (aggregate instead)."""
+def find(
+    req: Request, family: Family | Slice, pinned: dict[str, Any] | None = None
+) -> Running | None:
+    """The kept lookback that serves ``req`` for ``family``, or None (aggregate instead).
+
+    ``pinned``: for a slice, the value each of its pinned columns is read at.
+    """
     _, rows = req.reader.fetch(
         sql.SQL(
             "SELECT lookback, from_minute FROM {} WHERE family = %(family)s "
@@ -207,7 +244,7 @@ def find(req: Request, family: Family) -> Running | None:
     if not rows:
         return None
     lookback, from_minute = rows[0]
-    return Running(req, family, lookback, from_minute)
+    return Running(req, family, lookback, from_minute, tuple((pinned or {}).items()))
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ __all__ = [
     "PAGE",
     "RECENT_CHANGES",
     "RECENT_CHANGES_COLUMNS",
+    "SLICES",
     "TRAFFIC",
     "USER",
     "WIKI",
     "Family",
+    "Slice",
 ]
 
 
@@ -116,8 +118,45 @@ ACTIVITY = Family(
     host=True,
 )
 
+
+@dataclass(frozen=True)
+class Slice:
+    """Pages or users within one value of some filter columns (``streaming/sql/V013``).
+
+    Kept per minute from ``recent_changes`` (so for as long as it keeps events), with running
+    totals for the live lookbacks and no hourly roll-up. A filter that fixes each ``pinned``
+    column to one value, and nothing else, reads one row per key from it.
+    """
+
+    name: str
+    minute: str
+    keys: tuple[str, ...]
+    """The entity: a page's or a user's key columns."""
+    pinned: tuple[str, ...]
+    """Columns of ``recent_changes`` the slice is split by."""
+    counters: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column, in table order."""
+        return ("window_start", *self.keys, *self.pinned, *self.counters)
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in (TRAFFIC, WIKI, NAMESPACE, PAGE, USER, ACTIVITY)}
 """Every rolled-up family by name."""
+
+PAGE_SLICE = Slice(
+    "page_slice", "page_slice_minute", PAGE.keys, ("namespace", "is_bot"), PAGE.counters
+)
+USER_SLICE = Slice(
+    "user_slice", "user_slice_minute", USER.keys, ("namespace", "is_bot"), USER.counters
+)
+USER_WIKI = Slice("user_wiki", "user_wiki_minute", USER.keys, ("wiki",), USER.counters)
+SLICES: dict[str, tuple[Slice, ...]] = {
+    PAGE.name: (PAGE_SLICE,),
+    USER.name: (USER_SLICE, USER_WIKI),
+}
+"""The slices of each entity family."""
 
 RECENT_CHANGES = "recent_changes"
 """The event-level table: every dimension, kept ``stream.recent_changes_hours``."""
