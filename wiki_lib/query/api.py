@@ -15,9 +15,12 @@ Where the numbers come from, cheapest first:
   (``user_last_seen``), all exact; the week's top pages and users come from seven-day totals
   over the hourly tables, with the same answer (and ``max_missing``) as summing those hours;
 * filters: ``activity_minute``/``activity_hour``, which carry every filter dimension;
-* figures that need individual users or pages under a filter the aggregates cannot express
-  (top users by namespace, say) and the event feeds: ``recent_changes``, which keeps
-  ``stream.recent_changes_hours``.
+* pages and users under a filter of one namespace and bot or human, and users of one wiki,
+  for windows that reach the newest minute: the slices' running totals (``streaming/sql/V013``),
+  one row per page or user, kept from ``recent_changes`` and equal to reading it;
+* other figures that need individual users or pages under a filter the aggregates cannot
+  express (top users of two namespaces, say) and the event feeds: ``recent_changes``, which
+  keeps ``stream.recent_changes_hours``.
 
 Every value is bound as a parameter and every identifier quoted; nothing a caller passes is
 ever spliced into SQL text.
@@ -534,13 +537,16 @@ def _sliced(req: Request, family: Family, filters: Filters) -> running.Running |
     nothing else. Call inside a snapshot.
     """
     for kept in SLICES.get(family.name, ()):
-        dims = {_PINNED_BY[c] for c in kept.pinned}
-        if filters.dimensions != dims:
+        if filters.dimensions != {_PINNED_BY[c] for c in kept.pinned}:
             continue
         values = {c: getattr(filters, _PINNED_BY[c]) for c in kept.pinned}
-        values = {c: (v,) if isinstance(v, bool) else v for c, v in values.items()}
-        if all(len(v) == 1 for v in values.values()):
-            return running.find(req, kept, {c: v[0] for c, v in values.items()})
+        one = {
+            c: v if isinstance(v, bool) else v[0]
+            for c, v in values.items()
+            if isinstance(v, bool) or len(v) == 1
+        }
+        if len(one) == len(values):
+            return running.find(req, kept, one)
     return None
 
 

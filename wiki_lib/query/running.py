@@ -26,7 +26,16 @@ from typing import Any
 from psycopg2 import sql
 
 from wiki_lib.query.plan import Request, Span
-from wiki_lib.query.tables import PAGE, USER, WIKI, Family, Slice
+from wiki_lib.query.tables import (
+    PAGE,
+    PAGE_SLICE,
+    USER,
+    USER_SLICE,
+    USER_WIKI,
+    WIKI,
+    Family,
+    Slice,
+)
 
 __all__ = ["MAX_GAP", "MAX_HOUR_GAP", "HourRunning", "Running", "find", "find_hours"]
 
@@ -40,9 +49,9 @@ _TABLES = {
     PAGE.name: "page_running",
     USER.name: "user_running",
     WIKI.name: "wiki_running",
-    "page_slice": "page_slice_running",
-    "user_slice": "user_slice_running",
-    "user_wiki": "user_wiki_running",
+    PAGE_SLICE.name: "page_slice_running",
+    USER_SLICE.name: "user_slice_running",
+    USER_WIKI.name: "user_wiki_running",
 }
 _HOUR_TABLES = {PAGE.name: "page_hour_running", USER.name: "user_hour_running"}
 _NULLABLE = frozenset({"server_name", "language"})
