@@ -58,8 +58,10 @@ CREATE TABLE page_slice_running (
     bytes_removed bigint NOT NULL,
     PRIMARY KEY (lookback, wiki, title, namespace, is_bot)
 );
+-- is_bot last: the planner folds `is_bot = false` into `NOT is_bot`, which does not make the
+-- column a constant for ordering, so before the sort columns it would hide their order.
 CREATE INDEX page_slice_running_top_idx
-    ON page_slice_running (lookback, namespace, is_bot, events DESC, wiki, title);
+    ON page_slice_running (lookback, namespace, events DESC, wiki, title, is_bot);
 
 CREATE TABLE user_slice_running (
     lookback      interval NOT NULL,
@@ -74,7 +76,7 @@ CREATE TABLE user_slice_running (
     PRIMARY KEY (lookback, "user", namespace, is_bot)
 );
 CREATE INDEX user_slice_running_top_idx
-    ON user_slice_running (lookback, namespace, is_bot, events DESC, "user");
+    ON user_slice_running (lookback, namespace, events DESC, "user", is_bot);
 
 CREATE TABLE user_wiki_running (
     lookback      interval NOT NULL,
