@@ -20,7 +20,7 @@ from psycopg2 import sql
 from wiki_lib import db, query
 from wiki_lib.config import Settings
 from wiki_lib.query import QueryError
-from wiki_lib.query.tables import RECENT_CHANGES_COLUMNS
+from wiki_lib.query.tables import PAGE, RECENT_CHANGES_COLUMNS, SLICES, USER
 from wiki_lib.query.window import parse_duration
 
 pytestmark = pytest.mark.integration
@@ -493,6 +493,12 @@ def test_slices_follow_every_write_to_recent_changes(minutes: Minutes) -> None:
             rng.randrange(-500, 500),
         )
 
+    for kept in SLICES[PAGE.name] + SLICES[USER.name]:  # what the query API reads by name
+        columns = minutes.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            f"'{minutes.schema}' AND table_name = '{kept.minute}' ORDER BY ordinal_position"
+        )
+        assert tuple(c for (c,) in columns) == kept.columns
     insert({f"e{i}": random_event() for i in range(300)})
     check()
     insert({k: events[k] for k in list(events)[:100]})  # a replayed batch changes nothing

@@ -526,27 +526,15 @@ def _max_missing(req: Request, span: Span, family: Family) -> sql.Composable:
     )
 
 
-_PINNED_BY = {"namespace": "namespace", "is_bot": "bot", "wiki": "wiki"}
-"""The filter dimension that fixes each pinned column of a slice."""
-
-
 def _sliced(req: Request, family: Family, filters: Filters) -> running.Running | None:
     """The running totals of a slice of ``family`` that answer ``filters`` exactly, or None.
 
-    A slice serves a filter that gives each of its pinned columns one value and constrains
-    nothing else. Call inside a snapshot.
+    Call inside a snapshot.
     """
     for kept in SLICES.get(family.name, ()):
-        if filters.dimensions != {_PINNED_BY[c] for c in kept.pinned}:
-            continue
-        values = {c: getattr(filters, _PINNED_BY[c]) for c in kept.pinned}
-        one = {
-            c: v if isinstance(v, bool) else v[0]
-            for c, v in values.items()
-            if isinstance(v, bool) or len(v) == 1
-        }
-        if len(one) == len(values):
-            return running.find(req, kept, one)
+        pins = kept.pins(filters)
+        if pins is not None:
+            return running.find(req, kept, pins)
     return None
 
 

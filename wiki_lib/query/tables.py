@@ -9,6 +9,9 @@ extra ones of ``streaming/sql/V003``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from wiki_lib.query.filters import Filters
 
 __all__ = [
     "ACTIVITY",
@@ -143,6 +146,26 @@ class Slice:
     def columns(self) -> tuple[str, ...]:
         """Every column, in table order."""
         return ("window_start", *self.keys, *self.pinned, *self.counters)
+
+    def pins(self, filters: Filters) -> dict[str, Any] | None:
+        """The one value each pinned column is read at under ``filters``, or None when the
+        slice cannot answer them (another dimension, or several values of a pinned one)."""
+        if filters.dimensions != {_PINNED_BY[c] for c in self.pinned}:
+            return None
+        out: dict[str, Any] = {}
+        for column in self.pinned:
+            value = getattr(filters, _PINNED_BY[column])
+            if isinstance(value, bool):
+                out[column] = value
+            elif len(value) == 1:
+                out[column] = value[0]
+            else:
+                return None
+        return out
+
+
+_PINNED_BY = {"namespace": "namespace", "is_bot": "bot", "wiki": "wiki"}
+"""The filter dimension that fixes each column a slice may be split by."""
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (TRAFFIC, WIKI, NAMESPACE, PAGE, USER, ACTIVITY)}
