@@ -90,6 +90,11 @@ CREATE TABLE user_wiki_running (
     PRIMARY KEY (lookback, "user", wiki)
 );
 CREATE INDEX user_wiki_running_top_idx ON user_wiki_running (lookback, wiki, events DESC, "user");
+-- keep_running deletes the keys left with no events, per lookback; these top indexes do not
+-- lead with events, so without these the delete would read every key of the lookback
+CREATE INDEX page_slice_running_emptied_idx ON page_slice_running (lookback) WHERE events = 0;
+CREATE INDEX user_slice_running_emptied_idx ON user_slice_running (lookback) WHERE events = 0;
+CREATE INDEX user_wiki_running_emptied_idx ON user_wiki_running (lookback) WHERE events = 0;
 
 -- The minute an event's time falls in, whatever the session's time zone.
 CREATE FUNCTION event_minute(t timestamptz) RETURNS timestamptz
