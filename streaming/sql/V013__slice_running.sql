@@ -7,7 +7,7 @@
 -- Each slice is a minute table that always equals an aggregate of recent_changes (a trigger
 -- adds what a statement inserts and subtracts what it deletes, so the stream's upserts, the
 -- batch layer's replace and retention all keep it), and running totals over it kept by
--- keep_running (V009) for the same lookbacks. Rows count exactly what the query API's
+-- keep_running (V009) for 1, 3 and 24 hours. Rows count exactly what the query API's
 -- fallback over recent_changes counts: pages over edits and creations with a wiki, title and
 -- namespace; users over every event with a user (and, for namespaces, a namespace).
 CREATE TABLE page_slice_minute (
@@ -180,11 +180,12 @@ SELECT keep_running_on('user_slice_minute', 'user_slice', 'user_slice_running',
 SELECT keep_running_on('user_wiki_minute', 'user_wiki', 'user_wiki_running', '"user", wiki',
                        'events,edits,bot_events,bytes_added,bytes_removed');
 
+-- Fewer lookbacks than page_running: every batch of the stream pays for each one in its
+-- transaction, and windows under 50 minutes hold few enough events to group them.
 INSERT INTO running_marks (family, lookback, newest, from_minute)
 SELECT f.family, l.lookback, '-infinity', '-infinity'
 FROM (VALUES ('page_slice'), ('user_slice'), ('user_wiki')) AS f(family),
-     (VALUES (interval '15 minutes'), (interval '30 minutes'), (interval '1 hour'),
-             (interval '3 hours'), (interval '24 hours')) AS l(lookback);
+     (VALUES (interval '1 hour'), (interval '3 hours'), (interval '24 hours')) AS l(lookback);
 
 CREATE TRIGGER recent_changes_slices_inserted AFTER INSERT ON recent_changes
     REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION keep_slices();
