@@ -385,6 +385,11 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
         (Filters(bot=False, namespace=[0, 14]), None, None),
         (Filters(wiki=busiest, bot=False), None, None),
     ]
+
+    def sliced(frame: pd.DataFrame) -> set[str]:
+        slices = ("page_slice_running", "user_slice_running", "user_wiki_running")
+        return {t for t in frame.attrs["sources"] if t in slices}
+
     cases = [("3h", just_after, True), ("24h", just_after, True), ("1h", later, True)]
     cases += [("15m", just_after, False), ("2h", just_after, False)]  # not kept; a 60 min gap
     problems: list[str] = []
@@ -399,13 +404,13 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
                 for n in (3, 300):
                     frame = query.QUERIES[name](served.reader, lookback, end=end, n=n, filters=f)
                     check(problems, f"{name} {n} {label}", records(frame), expect(compute(rows, n)))
-                    used = {t for t in frame.attrs["sources"] if t.endswith("slice_running")}
-                    used |= {t for t in frame.attrs["sources"] if t == "user_wiki_running"}
                     want_used = {table} if table and live else set()
-                    check(problems, f"{name} {label} sources", used, want_used)
+                    check(problems, f"{name} {label} sources", sliced(frame), want_used)
             frame = query.edits_per_user(served.reader, lookback, end=end, filters=f)
             want = expect(ref.edits_per_user(rows))
             check(problems, f"edits_per_user {label}", records(frame), want)
+            want_used = {users} if users and live else set()
+            check(problems, f"edits_per_user {label} sources", sliced(frame), want_used)
             frame = query.kpis(served.reader, lookback, end=end, filters=f)
             want_users = ref.kpis(rows, make_window(lookback, datetime.fromisoformat(end)).seconds)[
                 "active_users"

@@ -19,7 +19,7 @@ from psycopg2 import sql
 
 from wiki_lib import db, query
 from wiki_lib.config import Settings
-from wiki_lib.query import QueryError
+from wiki_lib.query import Filters, QueryError
 from wiki_lib.query.tables import PAGE, RECENT_CHANGES_COLUMNS, SLICES, USER
 from wiki_lib.query.window import parse_duration
 
@@ -95,6 +95,26 @@ class Minutes:
         mine = self.pages if table == "page_minute" else self.users
         for key in [k for k in mine if k[0] < stop and (start is None or k[0] >= start)]:
             del mine[key]
+
+    def write_events(
+        self, statement: str, rows: list[tuple[Any, ...]] | tuple[Any, ...] = ()
+    ) -> None:
+        """Run ``statement`` on ``recent_changes`` (``{t}``) as the writer role."""
+        with db.transaction(self.s.postgres, "writer") as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL(statement).format(t=self._table("recent_changes")), rows or None)
+
+    def insert_events(self, batch: dict[str, tuple[Any, ...]]) -> None:
+        """Insert or replace events by id, the sink's merge (every column from the new row).
+
+        An event: time, wiki, type, namespace, title, user, is_bot, length delta.
+        """
+        self.write_events(
+            "INSERT INTO {t} AS r VALUES "
+            + ", ".join(["(%s, %s, %s, 'x.org', %s, %s, %s, %s, %s, false, %s, '')"] * len(batch))
+            + " ON CONFLICT (event_id) DO UPDATE SET "
+            + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in RECENT_CHANGES_COLUMNS[1:]),
+            [v for k, e in batch.items() for v in (k, *e)],
+        )
 
     def fetch(self, statement: str) -> list[tuple[Any, ...]]:
         conn = db.connect(self.s.postgres, "reader")
@@ -448,19 +468,8 @@ def test_slices_follow_every_write_to_recent_changes(minutes: Minutes) -> None:
     events: dict[str, tuple[Any, ...]] = {}
     rng = random.Random(13)
 
-    def write(statement: str, rows: list[tuple[Any, ...]] | tuple[Any, ...] = ()) -> None:
-        with db.transaction(minutes.s.postgres, "writer") as conn, conn.cursor() as cur:
-            table = sql.SQL("{}.recent_changes").format(sql.Identifier(minutes.schema))
-            cur.execute(sql.SQL(statement).format(t=table), rows or None)
-
     def insert(batch: dict[str, tuple[Any, ...]]) -> None:
-        write(
-            "INSERT INTO {t} AS r VALUES "
-            + ", ".join(["(%s, %s, %s, 'x.org', %s, %s, %s, %s, %s, false, %s, '')"] * len(batch))
-            + " ON CONFLICT (event_id) DO UPDATE SET "  # the sink's merge: every column
-            + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in RECENT_CHANGES_COLUMNS[1:]),
-            [v for k, e in batch.items() for v in (k, *e)],
-        )
+        minutes.insert_events(batch)
         events.update(batch)
 
     def check() -> None:
@@ -508,10 +517,69 @@ def test_slices_follow_every_write_to_recent_changes(minutes: Minutes) -> None:
     insert({f"n{i}": random_event() for i in range(200)})  # later minutes expire earlier ones
     check()
     gone = [k for k, e in events.items() if e[0] < T0 + timedelta(hours=1)]
-    write("DELETE FROM {t} WHERE event_time < %s", (T0 + timedelta(hours=1),))  # retention
+    minutes.write_events("DELETE FROM {t} WHERE event_time < %s", (T0 + timedelta(hours=1),))
     for k in gone:
         del events[k]
     check()
-    write("DELETE FROM {t}")
+    minutes.write_events("DELETE FROM {t}")
     events.clear()
     check()
+
+
+def test_live_user_answers_from_slices_equal_plain_counts(
+    minutes: Minutes, settings: Settings
+) -> None:
+    """Active users and the edits histogram of one slice: the stored totals less the gap's
+    minutes, including users whose every event lies in the gap."""
+    rng = random.Random(17)
+    people = [f"U{i}" for i in range(80)]
+    events = {
+        f"e{i}": (
+            T0 + timedelta(seconds=rng.randrange(3 * 3600)),
+            rng.choice(["enwiki", "dewiki"]),
+            rng.choice(["edit", "edit", "new", "log"]),
+            rng.choice([0, 0, 1]),
+            "T",
+            rng.choice(people[: rng.randrange(1, 81)]),  # a few busy users, many rare ones
+            rng.random() < 0.2,
+            0,
+        )
+        for i in range(2500)
+    }
+    minutes.insert_events(events)
+    newest = max(e[0] for e in events.values()).replace(second=0)
+    cases = [  # filter, slice, its kept events: (wiki, namespace, is_bot, user) -> included
+        (Filters(bot=False, namespace=0), "user_slice", lambda w, ns, bot: ns == 0 and not bot),
+        (Filters(wiki="enwiki"), "user_wiki", lambda w, ns, bot: w == "enwiki"),
+    ]
+    gap_only = 0
+    with query.connect(settings, schema=minutes.schema) as reader:
+        for lookback, end_after in (("1h", 1), ("1h", 6), ("3h", 1), ("3h", 9)):
+            end = newest + end_after * MINUTE
+            start = end - parse_duration(lookback)
+            (from_minute,) = minutes.fetch(
+                "SELECT from_minute FROM {s}.running_marks WHERE family = 'user_slice' "
+                f"AND lookback = '{lookback}'"
+            )[0]
+            for filters, family, kept in cases:
+                label = (lookback, end_after, family)
+                inside = [e for e in events.values() if kept(e[1], e[3], e[6])]
+                active = {e[5] for e in inside if start <= e[0] < end}
+                stored = {e[5] for e in inside if from_minute <= e[0] < end}
+                gap_only += len(stored - active)
+                frame = query.kpis(reader, lookback, end=end, filters=filters)
+                assert f"{family}_running" in frame.attrs["sources"], label
+                assert frame["active_users"][0] == len(active), label
+                edits: dict[str, int] = defaultdict(int)
+                for e in inside:
+                    if start <= e[0] < end and e[2] in ("edit", "new"):
+                        edits[e[5]] += 1
+                hist = query.edits_per_user(reader, lookback, end=end, filters=filters)
+                assert f"{family}_running" in hist.attrs["sources"], label
+                want = [
+                    (lo, 2 * lo - 1, len(b), sum(b))
+                    for lo in (2**i for i in range(max(edits.values()).bit_length()))
+                    for b in [[v for v in edits.values() if lo <= v < 2 * lo]]
+                ]
+                assert [tuple(r) for r in hist.itertuples(index=False)] == want, label
+    assert gap_only > 0  # the gap held the only events of some users

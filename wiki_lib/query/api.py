@@ -214,7 +214,7 @@ def _active_users(req: Request) -> tuple[sql.Composable, Span, dict[str, Any]]:
     sliced = _sliced(req, USER, req.filters)  # a slice holds what recent_changes still keeps
     if sliced is not None:
         return (
-            sql.SQL("SELECT count(*) AS active_users FROM ({}) AS s").format(sliced.window_rows()),
+            sql.SQL("SELECT active AS active_users FROM ({}) AS s").format(sliced.active_keys()),
             span,
             sliced.params(),
         )
@@ -675,27 +675,19 @@ def edits_per_user(
 def _edits_per_user(req: Request) -> pd.DataFrame:
     reader = req.reader
     span, wiki_span = req.span(hours=False, prefix="u"), req.span()
-    kept = None if req.filters.dimensions else running.find(req, USER)
-    sliced = _sliced(req, USER, req.filters) if req.filters.dimensions else None
+    if req.filters.dimensions:  # a slice holds what recent_changes still keeps
+        kept, table = _sliced(req, USER, req.filters), RECENT_CHANGES
+    else:
+        kept, table = running.find(req, USER), USER.minute
     if kept is not None:
-        table = USER.minute
         bins, params = kept.edits_bins(), kept.params()
     else:
-        if sliced is not None:
-            table = RECENT_CHANGES  # a slice holds what recent_changes still keeps
-            per_user = sql.SQL("SELECT edits FROM ({}) AS s WHERE edits > 0").format(
-                sliced.window_rows()
-            )
-            params = sliced.params()
-        elif not req.filters.dimensions:
-            table = USER.minute
+        if table == USER.minute:
             per_user = sql.SQL(
                 'SELECT bigsum(edits) AS edits FROM ({}) AS r GROUP BY "user" '
                 "HAVING bigsum(edits) > 0"
             ).format(req.rows(USER, span))
-            params = req.params(span, wiki_span)
         else:
-            table = RECENT_CHANGES
             per_user = sql.SQL(
                 "SELECT count(*) AS edits FROM {} WHERE {} AND type IN ('edit', 'new') "
                 'AND "user" IS NOT NULL AND {} GROUP BY "user"'
@@ -704,7 +696,7 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
                 req.event_range(),
                 req.where(RECENT_CHANGES, wiki_span, req.filters),
             )
-            params = req.params(span, wiki_span)
+        params = req.params(span, wiki_span)
         bins = sql.SQL(
             "SELECT edits_bin(edits) AS bin, count(*)::bigint AS users, bigsum(edits) AS edits "
             "FROM ({}) AS p GROUP BY bin ORDER BY bin"

@@ -204,21 +204,49 @@ class Running:
             on=sql.SQL(" AND ").join(_matched(k) for k in keys),
         )
 
-    def edits_bins(self) -> sql.Composable:
-        """``SELECT bin, users, edits`` of the window's edits histogram (V011), by bin.
+    def active_keys(self) -> sql.Composable:
+        """``SELECT`` the number of keys with events in the window (one row, ``active``).
 
-        The kept bins of this lookback, with every user who edited in the gap moved from the
-        bin of the stored total to the bin of the window's edits (or out, at none left).
+        The keys with stored events, less those whose every event lies in the gap: a count
+        over the totals' index and a lookup per key of the gap, instead of correcting every key.
         """
-        if self.family is not USER:
+        return sql.SQL(
+            "SELECT (SELECT count(*) FROM {running} AS r WHERE r.lookback = %(lookback)s "
+            "AND {at} AND r.events > 0) - (SELECT count(*) FROM ({gap}) AS g JOIN {running} AS r "
+            "ON r.lookback = %(lookback)s AND {on} WHERE r.events > 0 AND r.events <= g.events) "
+            "AS active"
+        ).format(
+            running=self.req.reader.table(self.table),
+            at=self._at("r"),
+            gap=self._gap(("events",)),
+            on=sql.SQL(" AND ").join(_matched(k) for k in _keys(self.family)),
+        )
+
+    def edits_bins(self) -> sql.Composable:
+        """``SELECT bin, users, edits`` of the window's edits histogram, by bin.
+
+        The bins of the stored totals (kept for all users, V011; counted over the totals for a
+        slice), with every user who edited in the gap moved from the bin of the stored total
+        to the bin of the window's edits (or out, at none left).
+        """
+        if self.family is USER:
+            self.req.sources.add("user_edits_bins")
+            stored = sql.SQL(
+                "SELECT bin, users, edits FROM {} WHERE lookback = %(lookback)s"
+            ).format(self.req.reader.table("user_edits_bins"))
+        elif self.family in (USER_SLICE, USER_WIKI):
+            stored = sql.SQL(
+                "SELECT edits_bin(r.edits) AS bin, count(*)::bigint AS users, "
+                "bigsum(r.edits) AS edits FROM {} AS r WHERE r.lookback = %(lookback)s "
+                "AND {} AND r.edits > 0 GROUP BY 1"
+            ).format(self.req.reader.table(self.table), self._at("r"))
+        else:
             raise ValueError(f"edits bins are kept for users, not {self.family.name}")
-        self.req.sources.add("user_edits_bins")
         return sql.SQL(
             "WITH g AS ({gap}), "
             "moved AS (SELECT r.edits AS total, r.edits - g.edits AS edits FROM g "
-            'JOIN {running} AS r ON r.lookback = %(lookback)s AND r."user" = g."user" '
-            "WHERE g.edits > 0), "
-            "d AS (SELECT bin, users, edits FROM {bins} WHERE lookback = %(lookback)s "
+            "JOIN {running} AS r ON r.lookback = %(lookback)s AND {on} WHERE g.edits > 0), "
+            "d AS ({stored} "
             "UNION ALL SELECT edits_bin(total), -1, -total FROM moved "
             "UNION ALL SELECT edits_bin(edits), 1, edits FROM moved WHERE edits > 0) "
             "SELECT bin, bigsum(users), bigsum(edits) FROM d GROUP BY bin "
@@ -226,7 +254,8 @@ class Running:
         ).format(
             gap=self._gap(("edits",)),
             running=self.req.reader.table(self.table),
-            bins=self.req.reader.table("user_edits_bins"),
+            on=sql.SQL(" AND ").join(_matched(k) for k in _keys(self.family)),
+            stored=stored,
         )
 
 
