@@ -124,14 +124,20 @@ def kpis(
     wiki_family = family_for(req.filters, WIKI, ACTIVITY)
     with reader.snapshot():
         users, user_span, user_extra = _active_users(req)
-        wikis, extra = _wiki_rows(req, wiki_family, span)
+        # under filters only the activity rows carry, both figures read the same rows: once
+        wikis, extra = (
+            (sql.SQL("SELECT wiki FROM r"), {})
+            if wiki_family is family
+            else _wiki_rows(req, wiki_family, span)
+        )
         statement = sql.SQL(
+            "WITH r AS MATERIALIZED ({}) "
             "SELECT c.*, w.active_wikis, u.active_users "
-            "FROM (SELECT {} FROM ({}) AS r) AS c, "
+            "FROM (SELECT {} FROM r) AS c, "
             "(SELECT count(wiki) AS active_wikis "
-            "FROM (SELECT DISTINCT wiki FROM ({}) AS r) AS d) AS w, "
+            "FROM (SELECT DISTINCT wiki FROM ({}) AS w) AS d) AS w, "
             "({}) AS u"
-        ).format(counts, req.rows(family, span), wikis, users)
+        ).format(req.rows(family, span), counts, wikis, users)
         columns, rows = reader.fetch(statement, req.params(span, user_span, **extra, **user_extra))
     frame = req.frame(columns, rows, {})
     frame.insert(0, "window_start", pd.Timestamp(req.window.start))
