@@ -328,8 +328,27 @@ def test_live_windows_from_running_totals_equal_reference(served: Served) -> Non
         ("2h", just_after, False),  # a 60 min gap: aggregated from the minutes
     ]
     problems: list[str] = []
+
+    def check_wikis(lookback: str, end: str, rows: list[dict[str, Any]], kept: bool) -> None:
+        """Top wikis, languages, projects and the KPIs' active wikis (wiki_running)."""
+        label = f"{lookback} {end}"
+        frame = query.top_wikis(served.reader, lookback, end=end, n=300)
+        check(problems, f"top_wikis {label}", records(frame), expect(ref.top_wikis(rows, 300)))
+        check(
+            problems, f"top_wikis {label} sources", "wiki_running" in frame.attrs["sources"], kept
+        )
+        for column in ("language", "project"):
+            frame = query.QUERIES[f"top_{column}s"](served.reader, lookback, end=end, n=300)
+            want = expect(ref.top_groups(rows, column, 300))
+            check(problems, f"top {column}s {label}", records(frame), want)
+        frame = query.kpis(served.reader, lookback, end=end)
+        window = make_window(lookback, datetime.fromisoformat(end))
+        want = ref.kpis(rows, window.seconds)
+        check(problems, f"kpis {label}", records(frame, list(want))[0], expect([want])[0])
+
     for lookback, end, kept in cases:
         rows = served.select(lookback, end, Filters())
+        check_wikis(lookback, end, rows, lookback in ("1h", "3h", "24h"))  # wiki totals kept
         for name, compute in (("top_pages", ref.top_pages), ("top_users", ref.top_users)):
             for n in (3, 10, 300):
                 frame = query.QUERIES[name](served.reader, lookback, end=end, n=n)
@@ -347,25 +366,13 @@ def test_live_windows_from_running_totals_equal_reference(served: Served) -> Non
     ):
         rows = served.select(lookback, end, Filters())
         label = f"{lookback} {end}"
-        frame = query.top_wikis(served.reader, lookback, end=end, n=300)
-        check(problems, f"top_wikis {label}", records(frame), expect(ref.top_wikis(rows, 300)))
-        check(
-            problems, f"top_wikis {label} sources", "wiki_running" in frame.attrs["sources"], kept
-        )
-        for column in ("language", "project"):
-            frame = query.QUERIES[f"top_{column}s"](served.reader, lookback, end=end, n=300)
-            want = expect(ref.top_groups(rows, column, 300))
-            check(problems, f"top {column}s {label}", records(frame), want)
+        check_wikis(lookback, end, rows, kept)
         for name, compute in (("top_pages", ref.top_pages), ("top_users", ref.top_users)):
             for n in (3, 10):
                 frame = query.QUERIES[name](served.reader, lookback, end=end, n=n)
                 check(problems, f"{name} {n} {label}", records(frame), expect(compute(rows, n)))
                 table = f"{name[4:-1]}_hour_running"
                 check(problems, f"{name} {label} sources", table in frame.attrs["sources"], kept)
-        frame = query.kpis(served.reader, lookback, end=end)
-        window = make_window(lookback, datetime.fromisoformat(end))
-        want = ref.kpis(rows, window.seconds)
-        check(problems, f"kpis {label}", records(frame, list(want))[0], expect([want])[0])
     assert not problems, "\n".join(problems)
 
 
@@ -426,7 +433,7 @@ def test_running_totals_equal_reference(served: Served) -> None:
             served.reader.table("running_marks")
         )
     )
-    assert len(marks) == 22
+    assert len(marks) == 25
     # family: running table, keys, counters; their source rows are checked elsewhere
     summed_families = {
         "wiki": ("wiki_running", "wiki, server_name, project, language", WIKI_COUNTERS),
