@@ -122,6 +122,10 @@ class Running:
             minute=self.req.reader.table(self.family.minute),
         )
 
+    def _same_key(self) -> sql.Composable:
+        """``g`` and ``r`` rows are of the same key (gap rows against stored totals)."""
+        return sql.SQL(" AND ").join(_matched(k) for k in _keys(self.family))
+
     def _corrected(self, where: sql.Composable, limit: int | None) -> list[tuple[Any, ...]]:
         """Keys, their counters minus the gap's, and the stored events of the rows read.
 
@@ -201,7 +205,7 @@ class Running:
             ),
             running=self.req.reader.table(self.table),
             at=self._at("r"),
-            on=sql.SQL(" AND ").join(_matched(k) for k in keys),
+            on=self._same_key(),
         )
 
     def active_keys(self) -> sql.Composable:
@@ -219,7 +223,7 @@ class Running:
             running=self.req.reader.table(self.table),
             at=self._at("r"),
             gap=self._gap(("events",)),
-            on=sql.SQL(" AND ").join(_matched(k) for k in _keys(self.family)),
+            on=self._same_key(),
         )
 
     def edits_bins(self) -> sql.Composable:
@@ -234,7 +238,7 @@ class Running:
             stored = sql.SQL(
                 "SELECT bin, users, edits FROM {} WHERE lookback = %(lookback)s"
             ).format(self.req.reader.table("user_edits_bins"))
-        elif self.family in (USER_SLICE, USER_WIKI):
+        elif "edits" in self.family.counters:  # a user slice: bin its stored totals
             stored = sql.SQL(
                 "SELECT edits_bin(r.edits) AS bin, count(*)::bigint AS users, "
                 "bigsum(r.edits) AS edits FROM {} AS r WHERE r.lookback = %(lookback)s "
@@ -254,7 +258,7 @@ class Running:
         ).format(
             gap=self._gap(("edits",)),
             running=self.req.reader.table(self.table),
-            on=sql.SQL(" AND ").join(_matched(k) for k in _keys(self.family)),
+            on=self._same_key(),
             stored=stored,
         )
 
