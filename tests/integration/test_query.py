@@ -31,7 +31,7 @@ from wiki_lib.batch import recompute_day
 from wiki_lib.config import Settings
 from wiki_lib.maintenance import rollup
 from wiki_lib.query import Filters, QueryError
-from wiki_lib.query.tables import PAGE, USER
+from wiki_lib.query.tables import ACTIVITY, PAGE, USER
 from wiki_lib.query.window import bucket_starts, make_window
 from wiki_lib.testing.oracle import deduplicated_events, load_events
 
@@ -378,7 +378,8 @@ def test_live_windows_from_running_totals_equal_reference(served: Served) -> Non
 
 def test_live_windows_from_slices_equal_reference(served: Served) -> None:
     """Filters that fix one namespace and bot or human, or one wiki: the slices' running
-    totals (streaming/sql/V013) serve live windows; any other filter reads recent_changes."""
+    totals (streaming/sql/V013) serve live windows; any other filter reads recent_changes.
+    The filtered aggregates of the kept lookbacks come from the activity totals (V015)."""
     just_after, later = _near_newest(served)
     busiest = max(
         {e["wiki"] for e in served.events},
@@ -400,6 +401,27 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
     cases = [("3h", just_after, True), ("24h", just_after, True), ("1h", later, True)]
     cases += [("15m", just_after, False), ("2h", just_after, False)]  # not kept; a 60 min gap
     problems: list[str] = []
+
+    def check_activity(lookback: str, end: str, f: Filters, rows: list[Any], live: bool) -> None:
+        """The KPIs (active users from the slices), actions, namespaces and top wikis: from
+        the activity totals (streaming/sql/V015) for the kept lookbacks."""
+        label = f"{lookback} {end} {f.describe()}"
+        frame = query.kpis(served.reader, lookback, end=end, filters=f)
+        want = ref.kpis(rows, make_window(lookback, datetime.fromisoformat(end)).seconds)
+        check(problems, f"kpis {label}", records(frame, list(want))[0], expect([want])[0])
+        kept = "activity_running" in frame.attrs["sources"]
+        check(problems, f"kpis {label} sources", kept, live)
+        frame = query.actions(served.reader, lookback, end=end, filters=f)
+        got = dict(zip(frame["type"], frame["events"].astype(int), strict=True))
+        check(problems, f"actions {label}", got, ref.actions(rows))
+        frame = query.namespaces(served.reader, lookback, end=end, filters=f, n=1000)
+        check(problems, f"namespaces {label}", records(frame), expect(ref.namespaces(rows)))
+        frame = query.top_wikis(served.reader, lookback, end=end, filters=f, n=300)
+        check(problems, f"top_wikis {label}", records(frame), expect(ref.top_wikis(rows, 300)))
+        kept = "activity_running" in frame.attrs["sources"]
+        by_wiki = f.dimensions <= {"wiki", "project", "language"}  # the wiki rows carry these
+        check(problems, f"top_wikis {label} sources", kept, live and not by_wiki)
+
     for lookback, end, live in cases:
         for f, pages, users in filters:
             rows = served.select(lookback, end, f)
@@ -418,11 +440,7 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
             check(problems, f"edits_per_user {label}", records(frame), want)
             want_used = {users} if users and live else set()
             check(problems, f"edits_per_user {label} sources", sliced(frame), want_used)
-            frame = query.kpis(served.reader, lookback, end=end, filters=f)
-            want_users = ref.kpis(rows, make_window(lookback, datetime.fromisoformat(end)).seconds)[
-                "active_users"
-            ]
-            check(problems, f"active users {label}", plain(frame["active_users"][0]), want_users)
+            check_activity(lookback, end, f, rows, live)
     assert not problems, "\n".join(problems)
 
 
@@ -433,10 +451,15 @@ def test_running_totals_equal_reference(served: Served) -> None:
             served.reader.table("running_marks")
         )
     )
-    assert len(marks) == 25
+    assert len(marks) == 28
     # family: running table, keys, counters; their source rows are checked elsewhere
     summed_families = {
         "wiki": ("wiki_running", "wiki, server_name, project, language", WIKI_COUNTERS),
+        "activity": (
+            "activity_running",
+            "wiki, namespace, type, is_bot, is_minor, server_name, project, language",
+            ACTIVITY.counters,
+        ),
         "page_hour": ("page_hour_running", "wiki, title", PAGE.counters),
         "user_hour": ("user_hour_running", '"user"', USER.counters),
     }
@@ -446,20 +469,20 @@ def test_running_totals_equal_reference(served: Served) -> None:
         table, keys, names = summed_families[family]
         counters = sql.SQL(", ").join(sql.Identifier(c) for c in names)
         _, kept = served.reader.fetch(
-            sql.SQL("SELECT {}, {} FROM {} WHERE lookback = %(l)s ORDER BY 1, 2").format(
-                sql.SQL(keys), counters, served.reader.table(table)
+            sql.SQL("SELECT {k}, {c} FROM {t} WHERE lookback = %(l)s ORDER BY {k}").format(
+                c=counters, t=served.reader.table(table), k=sql.SQL(keys)
             ),
             {"l": lookback},
         )
         _, summed = served.reader.fetch(
             sql.SQL(
-                "SELECT {k}, {s} FROM {t} WHERE window_start >= %(f)s GROUP BY {k} ORDER BY 1, 2"
+                "SELECT {k}, {s} FROM {t} WHERE window_start >= %(f)s GROUP BY {k} ORDER BY {k}"
             ).format(
                 k=sql.SQL(keys),
                 s=sql.SQL(", ").join(
                     sql.SQL("bigsum({c})").format(c=sql.Identifier(c)) for c in names
                 ),
-                t=served.reader.table(family if family != "wiki" else "wiki_minute"),
+                t=served.reader.table(family if family.endswith("_hour") else f"{family}_minute"),
             ),
             {"f": from_minute},
         )

@@ -583,3 +583,125 @@ def test_live_user_answers_from_slices_equal_plain_counts(
                 ]
                 assert [tuple(r) for r in hist.itertuples(index=False)] == want, label
     assert gap_only > 0  # the gap held the only events of some users
+
+
+ACTIVITY_KEYS = ("window_start", "wiki", "namespace", "type", "is_bot", "is_minor")
+ACTIVITY_COUNTERS = ("events", "bytes_added", "bytes_removed", "net_bytes")
+
+
+def _upsert_activity(m: Minutes, rows: list[tuple[Any, ...]]) -> None:
+    """Rows of activity_minute (keys, host, counters), adding to those that exist."""
+    with db.transaction(m.s.postgres, "writer") as conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} AS t VALUES {} ON CONFLICT ON CONSTRAINT activity_minute_key "
+                "DO UPDATE SET {}"
+            ).format(
+                m._table("activity_minute"),
+                sql.SQL(", ").join(sql.Literal(r) for r in rows),
+                sql.SQL(", ").join(
+                    sql.SQL("{c} = t.{c} + EXCLUDED.{c}").format(c=sql.Identifier(c))
+                    for c in ACTIVITY_COUNTERS
+                ),
+            )
+        )
+
+
+def test_live_filtered_aggregates_from_activity_totals_equal_plain_sums(
+    minutes: Minutes, settings: Settings
+) -> None:
+    """Filtered KPIs, actions, namespaces and top wikis over 1 and 3 hours: the activity
+    totals less the gap's minutes, keys with no wiki or no namespace included."""
+    rng = random.Random(23)
+    wikis = [("enwiki", "en.wikipedia.org", "wikipedia", "en"), (None, None, "unknown", None)]
+    wikis += [("wikidatawiki", "www.wikidata.org", "wikidata", None)]
+    rows: dict[tuple[Any, ...], list[Any]] = {}
+    batches: list[list[tuple[Any, ...]]] = [[], []]
+    batch_keys: list[set[tuple[Any, ...]]] = [set(), set()]
+    for _ in range(3000):
+        wiki, server, project, language = rng.choice(wikis)
+        key = (
+            T0 + rng.randrange(200) * MINUTE,
+            wiki,
+            rng.choice([0, 0, 14, None]),
+            rng.choice(["edit", "edit", "new", "log"]),
+            rng.random() < 0.3,
+            rng.random() < 0.2,
+        )
+        events, added, removed = rng.randrange(1, 9), rng.randrange(500), rng.randrange(200)
+        row = (*key, server, project, language, events, added, removed, added - removed)
+        # a key at most once per statement (an upsert updates a row once): the second batch
+        # adds to the first's rows
+        free = [i for i in (0, 1) if key not in batch_keys[i]]
+        if not free:
+            continue
+        batches[free[0]].append(row)
+        batch_keys[free[0]].add(key)
+        have = rows.setdefault(key, [server, project, language, 0, 0, 0, 0])
+        for i, v in enumerate(row[9:]):
+            have[3 + i] += v
+    for batch in batches:
+        _upsert_activity(minutes, batch)
+    newest = max(k[0] for k in rows)
+
+    def summed(f: Filters, start: datetime, end: datetime) -> list[tuple[Any, ...]]:
+        return [
+            (*k, *v)
+            for k, v in rows.items()
+            if start <= k[0] < end
+            and (f.bot is None or k[4] == f.bot)
+            and (not f.namespace or k[2] in f.namespace)
+            and (not f.wiki or k[1] in f.wiki)
+            and (not f.type or k[3] in f.type)
+        ]
+
+    filters = [
+        Filters(bot=False, namespace=0),
+        Filters(bot=True, namespace=[0, 14]),
+        Filters(type="edit"),
+        Filters(wiki="enwiki", bot=False),
+        Filters(project="unknown"),
+    ]
+    served = 0
+    with query.connect(settings, schema=minutes.schema) as reader:
+        for lookback, end_after in (("1h", 1), ("1h", 8), ("3h", 1), ("3h", 4), ("24h", 1)):
+            end = newest + end_after * MINUTE
+            start = end - parse_duration(lookback)
+            for f in filters:
+                label = (lookback, end_after, f.describe())
+                got = summed(f, start, end)
+                if f.project:
+                    got = [r for r in got if r[7] in f.project]
+                kpis = query.kpis(reader, lookback, end=end, filters=f)
+                served += "activity_running" in kpis.attrs["sources"]
+                want = {
+                    "events": sum(r[9] for r in got),
+                    "edits": sum(r[9] for r in got if r[3] == "edit"),
+                    "new_pages": sum(r[9] for r in got if r[3] == "new"),
+                    "bot_events": sum(r[9] for r in got if r[4]),
+                    "bytes_added": sum(r[10] for r in got),
+                    "bytes_removed": sum(r[11] for r in got),
+                    "net_bytes": sum(r[12] for r in got),
+                    "active_wikis": len({r[1] for r in got if r[1] is not None}),
+                }
+                assert {c: int(kpis[c][0]) for c in want} == want, label
+                actions = query.actions(reader, lookback, end=end, filters=f)
+                by_type = {t: sum(r[9] for r in got if r[3] == t) for t in ("edit", "new", "log")}
+                assert {t: by_type.get(t, 0) for t in actions["type"]} == dict(
+                    zip(actions["type"], actions["events"], strict=True)
+                ), label
+                spaces: dict[int, int] = defaultdict(int)
+                for r in got:
+                    if r[2] is not None:
+                        spaces[r[2]] += r[9]
+                ns = query.namespaces(reader, lookback, end=end, filters=f)
+                want_ns = sorted(spaces.items(), key=lambda kv: (-kv[1], kv[0]))
+                assert list(zip(ns["namespace"], ns["events"], strict=True)) == want_ns, label
+                per_wiki: dict[str, int] = defaultdict(int)
+                for r in got:
+                    if r[1] is not None:
+                        per_wiki[r[1]] += r[9]
+                top = query.top_wikis(reader, lookback, end=end, filters=f)
+                want_top = sorted(per_wiki.items(), key=lambda kv: (-kv[1], kv[0]))
+                assert list(zip(top["wiki"], top["events"], strict=True)) == want_top, label
+    assert served == 5 * len(filters)  # every window reaches the newest minute

@@ -14,7 +14,9 @@ Where the numbers come from, cheapest first:
   totals (:mod:`wiki_lib.query.running`), and active users from each user's last minute
   (``user_last_seen``), all exact; the week's top pages and users come from seven-day totals
   over the hourly tables, with the same answer (and ``max_missing``) as summing those hours;
-* filters: ``activity_minute``/``activity_hour``, which carry every filter dimension;
+* filters: ``activity_minute``/``activity_hour``, which carry every filter dimension; for
+  aggregates over 1, 3 or 24 hours that reach the newest minute, their running totals
+  (``activity_running``, ``streaming/sql/V015``), read under the filters;
 * pages and users under a filter of one namespace and bot or human, and users of one wiki,
   for windows that reach the newest minute: the slices' running totals (``streaming/sql/V013``),
   one row per page or user, kept from ``recent_changes`` and equal to reading it;
@@ -124,11 +126,12 @@ def kpis(
     wiki_family = family_for(req.filters, WIKI, ACTIVITY)
     with reader.snapshot():
         users, user_span, user_extra = _active_users(req)
+        rows, extra = _kept_rows(req, family, span)
         # under filters only the activity rows carry, both figures read the same rows: once
-        wikis, extra = (
+        wikis, wiki_extra = (
             (sql.SQL("SELECT wiki FROM r"), {})
             if wiki_family is family
-            else _wiki_rows(req, wiki_family, span)
+            else _kept_rows(req, wiki_family, span)
         )
         statement = sql.SQL(
             "WITH r AS MATERIALIZED ({}) "
@@ -137,9 +140,10 @@ def kpis(
             "(SELECT count(wiki) AS active_wikis "
             "FROM (SELECT DISTINCT wiki FROM ({}) AS w) AS d) AS w, "
             "({}) AS u"
-        ).format(req.rows(family, span), counts, wikis, users)
-        columns, rows = reader.fetch(statement, req.params(span, user_span, **extra, **user_extra))
-    frame = req.frame(columns, rows, {})
+        ).format(rows, counts, wikis, users)
+        params = req.params(span, user_span, **extra, **wiki_extra, **user_extra)
+        columns, found = reader.fetch(statement, params)
+    frame = req.frame(columns, found, {})
     frame.insert(0, "window_start", pd.Timestamp(req.window.start))
     frame.insert(1, "window_end", pd.Timestamp(req.window.end))
     frame["events_per_second"] = frame["events"] / req.window.seconds
@@ -165,15 +169,20 @@ def kpis(
     return out
 
 
-def _wiki_rows(req: Request, family: Family, span: Span) -> tuple[sql.Composable, dict[str, Any]]:
-    """The window's wiki rows and their extra parameters: the running totals when they serve it.
+def _kept_rows(req: Request, family: Family, span: Span) -> tuple[sql.Composable, dict[str, Any]]:
+    """The window's rows of ``family`` that pass the filters, and their extra parameters: the
+    running totals when they serve it (the wiki totals unfiltered, the activity totals).
 
     Call inside :meth:`Reader.snapshot`, so the totals and their marks agree.
     """
+    kept = None
     if family is WIKI and not req.filters.dimensions:
-        kept = running.find(req, WIKI)
-        if kept is not None:
-            return kept.window_rows(), kept.params()
+        kept = running.find(req, WIKI, prefix="wiki_")
+    elif family is ACTIVITY:
+        where = req.where(ACTIVITY, span, req.filters)
+        kept = running.find(req, ACTIVITY, where=where, prefix="activity_")
+    if kept is not None:
+        return kept.window_rows(), kept.params()
     return req.rows(family, span), {}
 
 
@@ -359,11 +368,13 @@ def actions(
     req = request(reader, lookback, end, filters)
     span = req.span()
     family = family_for(req.filters, TRAFFIC, ACTIVITY)
-    statement = sql.SQL("SELECT {} FROM ({}) AS r").format(
-        measures(family, list(_ACTION_MEASURES.values())), req.rows(family, span)
-    )
-    columns, rows = reader.fetch(statement, req.params(span))
-    values = dict(zip(columns, rows[0], strict=True))
+    with reader.snapshot():
+        rows, extra = _kept_rows(req, family, span)
+        statement = sql.SQL("SELECT {} FROM ({}) AS r").format(
+            measures(family, list(_ACTION_MEASURES.values())), rows
+        )
+        columns, found = reader.fetch(statement, req.params(span, **extra))
+    values = dict(zip(columns, found[0], strict=True))
     data = [(kind, values[measure]) for kind, measure in _ACTION_MEASURES.items()]
     frame = req.frame(["type", "events"], data, {"type": "object", "events": "int64"})
     frame["share"] = share(frame["events"], int(frame["events"].sum()))
@@ -385,7 +396,7 @@ def top_wikis(
     span = req.span()
     family = family_for(req.filters, WIKI, ACTIVITY)
     with reader.snapshot():
-        rows, extra = _wiki_rows(req, family, span)
+        rows, extra = _kept_rows(req, family, span)
         return _top_wikis(req, family, span, rows, {**extra, "n": limit_rows(n)})
 
 
@@ -427,7 +438,7 @@ def _top_group(
     span = req.span()
     family = family_for(req.filters, WIKI, ACTIVITY)
     with reader.snapshot():
-        wiki_rows, extra = _wiki_rows(req, family, span)
+        wiki_rows, extra = _kept_rows(req, family, span)
         return _grouped(req, span, family, column, wiki_rows, {**extra, "n": limit_rows(n)})
 
 
@@ -496,13 +507,15 @@ def namespaces(
     span = req.span()
     family = family_for(req.filters, NAMESPACE, ACTIVITY)
     events = MEASURES[family.name]["events"]
-    statement = sql.SQL(
-        "SELECT namespace, {} AS events, bigsum({}) OVER () AS total FROM ({}) AS r "
-        "WHERE namespace IS NOT NULL GROUP BY namespace ORDER BY events DESC, namespace "
-        "LIMIT %(n)s"
-    ).format(sql.SQL(events), sql.SQL(events), req.rows(family, span))
-    columns, rows = reader.fetch(statement, req.params(span, n=limit_rows(n)))
-    frame = req.frame(columns, rows, dict.fromkeys(("namespace", "events", "total"), "int64"))
+    with reader.snapshot():
+        rows, extra = _kept_rows(req, family, span)
+        statement = sql.SQL(
+            "SELECT namespace, {} AS events, bigsum({}) OVER () AS total FROM ({}) AS r "
+            "WHERE namespace IS NOT NULL GROUP BY namespace ORDER BY events DESC, namespace "
+            "LIMIT %(n)s"
+        ).format(sql.SQL(events), sql.SQL(events), rows)
+        columns, found = reader.fetch(statement, req.params(span, n=limit_rows(n), **extra))
+    frame = req.frame(columns, found, dict.fromkeys(("namespace", "events", "total"), "int64"))
     frame["share"] = share(frame["events"], frame["total"])
     return frame.drop(columns="total")
 

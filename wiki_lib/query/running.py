@@ -4,7 +4,8 @@
 page's, user's and wiki's sums over the minutes from ``from_minute`` on. A window that ends
 after the newest minute written and starts at most :data:`MAX_GAP` after ``from_minute`` is
 served from them: its sums are the running totals minus the minutes in between (the gap),
-which this module subtracts.
+which this module subtracts. ``activity_running`` (V015) holds the same per combination of
+the activity rows' dimensions, read under the request's filters.
 
 Top lists need no full scan: the totals are indexed by ``events`` descending, and subtracting
 the gap only lowers a total. So if the ``n``-th best corrected total of the candidates read
@@ -19,7 +20,8 @@ stored week total plus its stored total in the minute lookback that covers the m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +29,7 @@ from psycopg2 import sql
 
 from wiki_lib.query.plan import Request, Span
 from wiki_lib.query.tables import (
+    ACTIVITY,
     PAGE,
     PAGE_SLICE,
     USER,
@@ -46,6 +49,7 @@ MAX_HOUR_GAP = timedelta(hours=6)
 """Most whole hours a week's answer subtracts (per candidate, so the cost hardly grows)."""
 
 _TABLES = {
+    ACTIVITY.name: "activity_running",
     PAGE.name: "page_running",
     USER.name: "user_running",
     WIKI.name: "wiki_running",
@@ -54,8 +58,8 @@ _TABLES = {
     USER_WIKI.name: "user_wiki_running",
 }
 _HOUR_TABLES = {PAGE.name: "page_hour_running", USER.name: "user_hour_running"}
-_NULLABLE = frozenset({"server_name", "language"})
-"""Key columns that may be NULL: matched through coalesce, which keeps the join hashable."""
+_NULL_AS = {"server_name": "''", "language": "''", "wiki": "''", "namespace": "-2147483648"}
+"""What a key column that may be NULL is matched as: coalesce keeps the join hashable."""
 
 
 def _keys(family: Family | Slice) -> list[str]:
@@ -63,12 +67,18 @@ def _keys(family: Family | Slice) -> list[str]:
     return [c for c in family.columns if c not in ("window_start", *family.counters)]
 
 
-def _matched(key: str) -> sql.Composable:
+def _matched(key: str, family: Family | Slice) -> sql.Composable:
     ident = sql.Identifier(key)
-    if key in _NULLABLE:
-        return sql.SQL("coalesce(g.{k}, '') = coalesce(r.{k}, '')").format(k=ident)
+    # the host's columns may be NULL, and every dimension of the activity rows but type
+    if key in ("server_name", "language") or (family is ACTIVITY and key in _NULL_AS):
+        return sql.SQL("coalesce(g.{k}, {n}) = coalesce(r.{k}, {n})").format(
+            k=ident, n=sql.SQL(_NULL_AS[key])
+        )
     return sql.SQL("g.{k} = r.{k}").format(k=ident)
 
+
+_EVERY_KEY = sql.SQL("TRUE")
+"""The condition of an answer over every key of its family or slice."""
 
 _FIRST_READ = 4
 """Candidates read first, as a multiple of ``n``."""
@@ -84,33 +94,39 @@ class Running:
     from_minute: datetime
     pinned: tuple[tuple[str, Any], ...] = ()
     """A slice's columns and the one value each is read at (empty for a family)."""
+    where: sql.Composable = field(default_factory=lambda: _EVERY_KEY)
+    """A condition on the keys (the request's filters over the activity rows)."""
+    prefix: str = ""
+    """Prepended to the name of every parameter, so two answers can share a statement."""
 
     @property
     def table(self) -> str:
         """The running-totals table of the family."""
         return _TABLES[self.family.name]
 
-    def _at(self, alias: str = "") -> sql.Composable:
-        """``TRUE``, and each pinned column at its value (columns qualified by ``alias``)."""
+    def _at(self) -> sql.Composable:
+        """``TRUE``, each pinned column at its value, and the filter (columns unqualified)."""
         return sql.SQL(" AND ").join(
             [
-                sql.SQL("TRUE"),
+                self.where,
                 *(
-                    sql.SQL("{}{} = {}").format(
-                        sql.SQL(f"{alias}." if alias else ""),
-                        sql.Identifier(column),
-                        sql.Placeholder(f"pin_{column}"),
+                    sql.SQL("{} = {}").format(
+                        sql.Identifier(column), sql.Placeholder(f"{self.prefix}pin_{column}")
                     )
                     for column, _ in self.pinned
                 ),
             ]
         )
 
+    def _sql(self, text: str) -> sql.SQL:
+        """``text`` with its parameters named as :meth:`params` names them."""
+        return sql.SQL(re.sub(r"%\((\w+)\)s", rf"%({self.prefix}\1)s", text))
+
     def _gap(self, counters: tuple[str, ...]) -> sql.Composable:
         """Per key, the sums of ``counters`` over the minutes the totals hold before the window."""
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in _keys(self.family))
         self.req.sources.update({self.table, self.family.minute})
-        return sql.SQL(
+        return self._sql(
             "SELECT {keys}, {sums} FROM {minute} WHERE window_start >= %(from_minute)s "
             "AND window_start < %(w_start)s AND {at} GROUP BY {keys}"
         ).format(
@@ -124,7 +140,7 @@ class Running:
 
     def _same_key(self) -> sql.Composable:
         """``g`` and ``r`` rows are of the same key (gap rows against stored totals)."""
-        return sql.SQL(" AND ").join(_matched(k) for k in _keys(self.family))
+        return sql.SQL(" AND ").join(_matched(k, self.family) for k in _keys(self.family))
 
     def _corrected(self, where: sql.Composable, limit: int | None) -> list[tuple[Any, ...]]:
         """Keys, their counters minus the gap's, and the stored events of the rows read.
@@ -134,7 +150,7 @@ class Running:
         reader = self.req.reader
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in _keys(self.family))
         counters = self.family.counters
-        statement = sql.SQL(
+        statement = self._sql(
             "WITH gap AS ({gap}), "
             "top AS (SELECT * FROM {running} WHERE lookback = %(lookback)s AND {at} AND {where} "
             "ORDER BY events DESC, {keys} {limit}) "
@@ -146,7 +162,7 @@ class Running:
             running=reader.table(self.table),
             at=self._at(),
             where=where,
-            limit=sql.SQL("" if limit is None else "LIMIT %(limit)s"),
+            limit=self._sql("" if limit is None else "LIMIT %(limit)s"),
             corrected=sql.SQL(", ").join(
                 sql.SQL("top.{c} - coalesce(gap.{c}, 0) AS {c}").format(c=sql.Identifier(c))
                 for c in counters
@@ -156,13 +172,14 @@ class Running:
 
     def params(self, **extra: Any) -> dict[str, Any]:
         """The parameters the statements of this answer use, with ``extra``."""
-        return {
+        named = {
             "from_minute": self.from_minute,
             "w_start": self.req.window.start,
             "lookback": self.lookback,
             **{f"pin_{column}": value for column, value in self.pinned},
             **extra,
         }
+        return {f"{self.prefix}{name}": value for name, value in named.items()}
 
     def top(self, n: int) -> list[tuple[Any, ...]]:
         """The ``n`` keys with the most events in the window, exactly, ties by key.
@@ -192,10 +209,10 @@ class Running:
         """``SELECT`` every key with events in the window, with its counters over the window."""
         keys = _keys(self.family)
         counters = self.family.counters
-        return sql.SQL(
-            "SELECT {r_keys}, {corrected} FROM {running} AS r "
-            "LEFT JOIN ({gap}) AS g ON {on} "
-            "WHERE r.lookback = %(lookback)s AND {at} AND r.events - coalesce(g.events, 0) > 0"
+        return self._sql(
+            "SELECT {r_keys}, {corrected} "
+            "FROM (SELECT * FROM {running} WHERE lookback = %(lookback)s AND {at}) AS r "
+            "LEFT JOIN ({gap}) AS g ON {on} WHERE r.events - coalesce(g.events, 0) > 0"
         ).format(
             r_keys=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
             gap=self._gap(counters),
@@ -204,7 +221,7 @@ class Running:
                 for c in counters
             ),
             running=self.req.reader.table(self.table),
-            at=self._at("r"),
+            at=self._at(),
             on=self._same_key(),
         )
 
@@ -214,14 +231,14 @@ class Running:
         The keys with stored events, less those whose every event lies in the gap: a count
         over the totals' index and a lookup per key of the gap, instead of correcting every key.
         """
-        return sql.SQL(
+        return self._sql(
             "SELECT (SELECT count(*) FROM {running} AS r WHERE r.lookback = %(lookback)s "
             "AND {at} AND r.events > 0) - (SELECT count(*) FROM ({gap}) AS g JOIN {running} AS r "
             "ON r.lookback = %(lookback)s AND {on} WHERE r.events > 0 AND r.events <= g.events) "
             "AS active"
         ).format(
             running=self.req.reader.table(self.table),
-            at=self._at("r"),
+            at=self._at(),
             gap=self._gap(("events",)),
             on=self._same_key(),
         )
@@ -235,18 +252,18 @@ class Running:
         """
         if self.family is USER:
             self.req.sources.add("user_edits_bins")
-            stored = sql.SQL(
+            stored = self._sql(
                 "SELECT bin, users, edits FROM {} WHERE lookback = %(lookback)s"
             ).format(self.req.reader.table("user_edits_bins"))
         elif "edits" in self.family.counters:  # a user slice: bin its stored totals
-            stored = sql.SQL(
+            stored = self._sql(
                 "SELECT edits_bin(r.edits) AS bin, count(*)::bigint AS users, "
                 "bigsum(r.edits) AS edits FROM {} AS r WHERE r.lookback = %(lookback)s "
                 "AND {} AND r.edits > 0 GROUP BY 1"
-            ).format(self.req.reader.table(self.table), self._at("r"))
+            ).format(self.req.reader.table(self.table), self._at())
         else:
             raise ValueError(f"edits bins are kept for users, not {self.family.name}")
-        return sql.SQL(
+        return self._sql(
             "WITH g AS ({gap}), "
             "moved AS (SELECT r.edits AS total, r.edits - g.edits AS edits FROM g "
             "JOIN {running} AS r ON r.lookback = %(lookback)s AND {on} WHERE g.edits > 0), "
@@ -264,11 +281,17 @@ class Running:
 
 
 def find(
-    req: Request, family: Family | Slice, pinned: dict[str, Any] | None = None
+    req: Request,
+    family: Family | Slice,
+    pinned: dict[str, Any] | None = None,
+    *,
+    where: sql.Composable = _EVERY_KEY,
+    prefix: str = "",
 ) -> Running | None:
     """The kept lookback that serves ``req`` for ``family``, or None (aggregate instead).
 
-    ``pinned``: for a slice, the value each of its pinned columns is read at.
+    ``pinned``: for a slice, the value each of its pinned columns is read at; ``where``: a
+    condition on the keys; ``prefix``: for the parameters (see :class:`Running`).
     """
     _, rows = req.reader.fetch(
         sql.SQL(
@@ -286,7 +309,7 @@ def find(
     if not rows:
         return None
     lookback, from_minute = rows[0]
-    return Running(req, family, lookback, from_minute, tuple((pinned or {}).items()))
+    return Running(req, family, lookback, from_minute, tuple((pinned or {}).items()), where, prefix)
 
 
 @dataclass(frozen=True)
