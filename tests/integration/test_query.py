@@ -444,6 +444,30 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_activity_dims_are_activity_without_wiki(served: Served) -> None:
+    """What the triggers of streaming/sql/V016 kept through the stream job, the batch layer's
+    replace and the roll-up; and the filters they serve read them."""
+    for unit in ("minute", "hour"):
+        _, kept = served.reader.fetch(
+            sql.SQL("SELECT * FROM {} ORDER BY 1, 2, 3, 4, 5").format(
+                served.reader.table(f"activity_dims_{unit}")
+            )
+        )
+        _, summed = served.reader.fetch(
+            sql.SQL(
+                "SELECT window_start, namespace, type, is_bot, is_minor, bigsum(events), "
+                "bigsum(bytes_added), bigsum(bytes_removed), bigsum(net_bytes) FROM {} "
+                "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+            ).format(served.reader.table(f"activity_{unit}"))
+        )
+        assert kept == summed and kept, unit
+    for lookback, end in WINDOWS:
+        for f in FILTERS[1:]:
+            frame = query.traffic(served.reader, lookback, end=end, filters=f)
+            dims = {t for t in frame.attrs["sources"] if t.startswith("activity_dims_")}
+            assert bool(dims) is (f.dimensions <= {"bot", "namespace", "type"}), f.describe()
+
+
 def test_running_totals_equal_reference(served: Served) -> None:
     """What the triggers kept through the stream job and the batch layer's replace."""
     _, marks = served.reader.fetch(

@@ -705,3 +705,26 @@ def test_live_filtered_aggregates_from_activity_totals_equal_plain_sums(
                 want_top = sorted(per_wiki.items(), key=lambda kv: (-kv[1], kv[0]))
                 assert list(zip(top["wiki"], top["events"], strict=True)) == want_top, label
     assert served == 5 * len(filters)  # every window reaches the newest minute
+
+    def dims_equal_sums() -> None:
+        """activity_dims_minute (V016) is activity_minute without its wiki, summed."""
+        want: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for (ws, _, ns, kind, bot, minor), v in rows.items():
+            want[(ws, ns, kind, bot, minor)] = [
+                a + b for a, b in zip(want[(ws, ns, kind, bot, minor)], v[3:], strict=True)
+            ]
+        got = minutes.fetch("SELECT * FROM {s}.activity_dims_minute")
+        assert {tuple(r[:5]): list(r[5:]) for r in got} == dict(want)
+        assert len(got) == len(want)
+
+    dims_equal_sums()
+    cut = T0 + 100 * MINUTE  # retention: the rows before go, and with them whole dims rows
+    with db.transaction(minutes.s.postgres, "writer") as conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE window_start < %s").format(
+                minutes._table("activity_minute")
+            ),
+            (cut,),
+        )
+    rows = {k: v for k, v in rows.items() if k[0] >= cut}
+    dims_equal_sums()

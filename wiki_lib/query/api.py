@@ -14,9 +14,12 @@ Where the numbers come from, cheapest first:
   totals (:mod:`wiki_lib.query.running`), and active users from each user's last minute
   (``user_last_seen``), all exact; the week's top pages and users come from seven-day totals
   over the hourly tables, with the same answer (and ``max_missing``) as summing those hours;
-* filters: ``activity_minute``/``activity_hour``, which carry every filter dimension; for
-  aggregates over 1, 3 or 24 hours that reach the newest minute, their running totals
-  (``activity_running``, ``streaming/sql/V015``), read under the filters;
+* filters of bot, namespace and type only: ``activity_dims_minute``/``activity_dims_hour``
+  (``streaming/sql/V016``), the activity rows without their wiki;
+* other filters, and figures by wiki under any filter: ``activity_minute``/``activity_hour``,
+  which carry every filter dimension; for aggregates over 1, 3 or 24 hours that reach the
+  newest minute, their running totals (``activity_running``, ``streaming/sql/V015``), read
+  under the filters;
 * pages and users under a filter of one namespace and bot or human, and users of one wiki,
   for windows that reach the newest minute: the slices' running totals (``streaming/sql/V013``),
   one row per page or user, kept from ``recent_changes`` and equal to reading it;
@@ -68,6 +71,7 @@ from wiki_lib.query.plan import (
 from wiki_lib.query.reader import Reader
 from wiki_lib.query.tables import (
     ACTIVITY,
+    ACTIVITY_DIMS,
     NAMESPACE,
     PAGE,
     RECENT_CHANGES,
@@ -121,7 +125,7 @@ def kpis(
     """
     req = request(reader, lookback, end, filters)
     span = req.span()
-    family = family_for(req.filters, TRAFFIC, ACTIVITY)
+    family = family_for(req.filters, TRAFFIC, ACTIVITY_DIMS, ACTIVITY)
     counts = measures(family, [*_KPI_COUNTS, "net_bytes"])
     wiki_family = family_for(req.filters, WIKI, ACTIVITY)
     with reader.snapshot():
@@ -256,7 +260,7 @@ def _series(
     step = parse_duration(bucket) if bucket is not None else auto_bucket(req.window)
     starts = bucket_starts(req.window, step)
     span = req.span(hours=step % HOUR == timedelta(0))
-    family = family_for(req.filters, TRAFFIC, ACTIVITY)
+    family = family_for(req.filters, TRAFFIC, ACTIVITY_DIMS, ACTIVITY)
     statement = sql.SQL(
         "SELECT date_bin(%(bucket)s, window_start, {}) AS bucket_start, {} "
         "FROM ({}) AS r GROUP BY 1 ORDER BY 1"
@@ -367,7 +371,7 @@ def actions(
     types), ``events``, ``share``; always these five rows, in this order."""
     req = request(reader, lookback, end, filters)
     span = req.span()
-    family = family_for(req.filters, TRAFFIC, ACTIVITY)
+    family = family_for(req.filters, TRAFFIC, ACTIVITY_DIMS, ACTIVITY)
     with reader.snapshot():
         rows, extra = _kept_rows(req, family, span)
         statement = sql.SQL("SELECT {} FROM ({}) AS r").format(
@@ -505,7 +509,7 @@ def namespaces(
     """Events per namespace, busiest first: ``namespace``, ``events``, ``share``."""
     req = request(reader, lookback, end, filters)
     span = req.span()
-    family = family_for(req.filters, NAMESPACE, ACTIVITY)
+    family = family_for(req.filters, NAMESPACE, ACTIVITY_DIMS, ACTIVITY)
     events = MEASURES[family.name]["events"]
     with reader.snapshot():
         rows, extra = _kept_rows(req, family, span)

@@ -21,6 +21,7 @@ from wiki_lib.query.filters import Filters
 from wiki_lib.query.reader import Reader
 from wiki_lib.query.tables import (
     ACTIVITY,
+    ACTIVITY_DIMS,
     NAMESPACE,
     RECENT_CHANGES,
     RECENT_CHANGES_COLUMNS,
@@ -96,6 +97,7 @@ MEASURES: dict[str, dict[str, str]] = {
         "net_bytes": sum_of("net_bytes"),
     },
 }
+MEASURES[ACTIVITY_DIMS.name] = MEASURES[ACTIVITY.name]  # the same columns but the wiki's
 
 
 def measures(family: Family, names: Sequence[str]) -> sql.Composable:
