@@ -378,7 +378,8 @@ def test_live_windows_from_running_totals_equal_reference(served: Served) -> Non
 
 def test_live_windows_from_slices_equal_reference(served: Served) -> None:
     """Filters that fix one namespace and bot or human, or one wiki: the slices' running
-    totals (streaming/sql/V013) serve live windows; any other filter reads recent_changes.
+    totals (streaming/sql/V013) serve live windows, their minute rows other windows; any
+    other filter reads recent_changes.
     The filtered aggregates of the kept lookbacks come from the activity totals (V015)."""
     just_after, later = _near_newest(served)
     busiest = max(
@@ -395,8 +396,15 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
     ]
 
     def sliced(frame: pd.DataFrame) -> set[str]:
-        slices = ("page_slice_running", "user_slice_running", "user_wiki_running")
-        return {t for t in frame.attrs["sources"] if t in slices}
+        slices = ("page_slice", "user_slice", "user_wiki")
+        return {t for t in frame.attrs["sources"] if t.rsplit("_", 1)[0] in slices}
+
+    def expected(table: str | None, live: bool) -> set[str]:
+        """The slice's running totals and the gap's minute rows for live windows, else its
+        minute rows."""
+        if table is None:
+            return set()
+        return {table.replace("_running", "_minute")} | ({table} if live else set())
 
     cases = [("3h", just_after, True), ("24h", just_after, True), ("1h", later, True)]
     cases += [("15m", just_after, False), ("2h", just_after, False)]  # not kept; a 60 min gap
@@ -433,12 +441,12 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
                 for n in (3, 300):
                     frame = query.QUERIES[name](served.reader, lookback, end=end, n=n, filters=f)
                     check(problems, f"{name} {n} {label}", records(frame), expect(compute(rows, n)))
-                    want_used = {table} if table and live else set()
+                    want_used = expected(table, live)
                     check(problems, f"{name} {label} sources", sliced(frame), want_used)
             frame = query.edits_per_user(served.reader, lookback, end=end, filters=f)
             want = expect(ref.edits_per_user(rows))
             check(problems, f"edits_per_user {label}", records(frame), want)
-            want_used = {users} if users and live else set()
+            want_used = expected(users, live)
             check(problems, f"edits_per_user {label} sources", sliced(frame), want_used)
             check_activity(lookback, end, f, rows, live)
     assert not problems, "\n".join(problems)

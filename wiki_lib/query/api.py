@@ -237,17 +237,24 @@ def _active_users(req: Request) -> tuple[sql.Composable, Span, dict[str, Any]]:
             span,
             sliced.params(),
         )
+    minutes = _slice_minutes(req, USER, req.filters)
+    if minutes is not None:
+        users, extra = minutes
+    else:
+        users, extra = (
+            sql.SQL('SELECT "user" FROM {} WHERE {} AND {}').format(
+                req.reader.table(RECENT_CHANGES),
+                req.event_range(),
+                req.where(RECENT_CHANGES, req.span(), req.filters),
+            ),
+            {},
+        )
     return (
         sql.SQL(
-            'SELECT count("user") AS active_users '
-            'FROM (SELECT DISTINCT "user" FROM {} WHERE {} AND {}) AS d'
-        ).format(
-            req.reader.table(RECENT_CHANGES),
-            req.event_range(),
-            req.where(RECENT_CHANGES, req.span(), req.filters),
-        ),
+            'SELECT count("user") AS active_users FROM (SELECT DISTINCT "user" FROM ({}) AS e) AS d'
+        ).format(users),
         span,
-        {},
+        extra,
     )
 
 
@@ -561,6 +568,34 @@ def _sliced(req: Request, family: Family, filters: Filters) -> running.Running |
     return None
 
 
+def _slice_minutes(
+    req: Request, family: Family, filters: Filters
+) -> tuple[sql.Composable, dict[str, Any]] | None:
+    """The window's rows of the slice of ``family`` that answers ``filters`` (per key and
+    minute: keys and counters) and their parameters, or None when no slice does.
+
+    For the windows its running totals do not serve: they sum to what grouping the window's
+    events in ``recent_changes`` gives, from a row per key and minute instead of per event.
+    """
+    for kept in SLICES.get(family.name, ()):
+        pins = kept.pins(filters)
+        if pins is not None:
+            req.sources.add(kept.minute)
+            rows = sql.SQL(
+                "SELECT {cols} FROM {minute} WHERE window_start >= %(w_start)s "
+                "AND window_start < %(w_end)s AND {pinned}"
+            ).format(
+                cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*kept.keys, *kept.counters)),
+                minute=req.reader.table(kept.minute),
+                pinned=sql.SQL(" AND ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(f"sm_{c}"))
+                    for c in pins
+                ),
+            )
+            return rows, {f"sm_{c}": v for c, v in pins.items()}
+    return None
+
+
 def _running_top(req: Request, family: Family, span: Span, n: int) -> list[tuple[Any, ...]] | None:
     """The unfiltered top list from the running totals (minutes, then the week's hours), or
     None when neither serves the window. Call inside a snapshot."""
@@ -597,7 +632,19 @@ def top_pages(
     if rows is not None:
         columns = [*PAGE.keys, *PAGE.counters, "max_missing"]
         return req.frame(columns, rows, {c: "int64" for c in columns[2:]})
-    if page_filters.dimensions <= PAGE.dimensions:
+    minutes = (
+        None
+        if page_filters.dimensions <= PAGE.dimensions
+        else _slice_minutes(req, PAGE, page_filters)
+    )
+    extra: dict[str, Any] = {}
+    if page_filters.dimensions <= PAGE.dimensions or minutes is not None:
+        if minutes is not None:
+            rows_sql, extra = minutes
+            max_missing: sql.Composable = sql.SQL("0::bigint")
+        else:
+            rows_sql = req.rows(PAGE, span, page_filters)
+            max_missing = _max_missing(req, span, PAGE)
         statement = sql.SQL(
             "WITH t AS (SELECT wiki, title, {} FROM ({}) AS r GROUP BY wiki, title "
             "ORDER BY events DESC, wiki, title LIMIT %(n)s) "
@@ -607,8 +654,8 @@ def top_pages(
                 sql.SQL("{} AS {}").format(sql.SQL(sum_of(c)), sql.Identifier(c))
                 for c in PAGE.counters
             ),
-            req.rows(PAGE, span, page_filters),
-            _max_missing(req, span, PAGE),
+            rows_sql,
+            max_missing,
         )
     else:
         statement = sql.SQL(
@@ -623,7 +670,7 @@ def top_pages(
             req.event_range(),
             req.where(RECENT_CHANGES, span, req.filters),
         )
-    columns, rows = reader.fetch(statement, req.params(span, n=n))
+    columns, rows = reader.fetch(statement, req.params(span, n=n, **extra))
     return req.frame(columns, rows, {c: "int64" for c in (*PAGE.counters, "max_missing")})
 
 
@@ -649,7 +696,14 @@ def top_users(
     if rows is not None:
         columns = [*USER.keys, *USER.counters, "max_missing"]
         return req.frame(columns, rows, {c: "int64" for c in columns[1:]})
-    if not req.filters.dimensions:
+    minutes = _slice_minutes(req, USER, req.filters) if req.filters.dimensions else None
+    extra: dict[str, Any] = {}
+    if not req.filters.dimensions or minutes is not None:
+        if minutes is not None:
+            rows_sql, extra = minutes
+            max_missing: sql.Composable = sql.SQL("0::bigint")
+        else:
+            rows_sql, max_missing = req.rows(USER, span), _max_missing(req, span, USER)
         statement = sql.SQL(
             'WITH t AS (SELECT "user", {} FROM ({}) AS r GROUP BY "user" '
             'ORDER BY events DESC, "user" LIMIT %(n)s) '
@@ -659,8 +713,8 @@ def top_users(
                 sql.SQL("{} AS {}").format(sql.SQL(sum_of(c)), sql.Identifier(c))
                 for c in USER.counters
             ),
-            req.rows(USER, span),
-            _max_missing(req, span, USER),
+            rows_sql,
+            max_missing,
         )
     else:
         statement = sql.SQL(
@@ -676,7 +730,7 @@ def top_users(
             req.event_range(),
             req.where(RECENT_CHANGES, span, req.filters),
         )
-    columns, rows = reader.fetch(statement, req.params(span, n=n))
+    columns, rows = reader.fetch(statement, req.params(span, n=n, **extra))
     return req.frame(columns, rows, {c: "int64" for c in (*USER.counters, "max_missing")})
 
 
@@ -705,11 +759,14 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
     if kept is not None:
         bins, params = kept.edits_bins(), kept.params()
     else:
-        if table == USER.minute:
+        minutes = None if table == USER.minute else _slice_minutes(req, USER, req.filters)
+        extra: dict[str, Any] = {}
+        if table == USER.minute or minutes is not None:
+            rows_sql, extra = minutes if minutes is not None else (req.rows(USER, span), {})
             per_user = sql.SQL(
                 'SELECT bigsum(edits) AS edits FROM ({}) AS r GROUP BY "user" '
                 "HAVING bigsum(edits) > 0"
-            ).format(req.rows(USER, span))
+            ).format(rows_sql)
         else:
             per_user = sql.SQL(
                 "SELECT count(*) AS edits FROM {} WHERE {} AND type IN ('edit', 'new') "
@@ -719,7 +776,7 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
                 req.event_range(),
                 req.where(RECENT_CHANGES, wiki_span, req.filters),
             )
-        params = req.params(span, wiki_span)
+        params = req.params(span, wiki_span, **extra)
         bins = sql.SQL(
             "SELECT edits_bin(edits) AS bin, count(*)::bigint AS users, bigsum(edits) AS edits "
             "FROM ({}) AS p GROUP BY bin ORDER BY bin"
