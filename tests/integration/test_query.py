@@ -397,7 +397,11 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
 
     def sliced(frame: pd.DataFrame) -> set[str]:
         slices = ("page_slice", "user_slice", "user_wiki")
-        return {t for t in frame.attrs["sources"] if t.rsplit("_", 1)[0] in slices}
+        return {
+            t
+            for t in frame.attrs["sources"]
+            if t.rsplit("_", 1)[0] in slices and not t.endswith("_bins")
+        }
 
     def expected(table: str | None, live: bool) -> set[str]:
         """The slice's running totals and the gap's minute rows for live windows, else its
@@ -448,6 +452,10 @@ def test_live_windows_from_slices_equal_reference(served: Served) -> None:
             check(problems, f"edits_per_user {label}", records(frame), want)
             want_used = expected(users, live)
             check(problems, f"edits_per_user {label} sources", sliced(frame), want_used)
+            bins = {t for t in frame.attrs["sources"] if t.endswith("_slice_bins")}
+            bins |= {t for t in frame.attrs["sources"] if t.endswith("_wiki_bins")}
+            want_bins = {users.replace("_running", "_bins")} if users and live else set()
+            check(problems, f"edits_per_user {label} bins", bins, want_bins)
             check_activity(lookback, end, f, rows, live)
     assert not problems, "\n".join(problems)
 

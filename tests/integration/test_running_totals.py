@@ -464,7 +464,8 @@ def _slices_of(events: dict[str, tuple[Any, ...]]) -> dict[str, set[tuple[Any, .
 
 def test_slices_follow_every_write_to_recent_changes(minutes: Minutes) -> None:
     """Inserts, a replayed batch, updates that move an event, deletes: each slice minute table
-    stays the sum of recent_changes, and its running totals the sum of its minutes."""
+    stays the sum of recent_changes, its running totals the sum of its minutes, and the user
+    slices' bins the histogram of their totals."""
     events: dict[str, tuple[Any, ...]] = {}
     rng = random.Random(13)
 
@@ -489,6 +490,22 @@ def test_slices_follow_every_write_to_recent_changes(minutes: Minutes) -> None:
                 f"'{family}' AND t.window_start >= m.from_minute GROUP BY m.lookback, {keys}"
             )
             assert set(kept) == set(summed), family
+        for family, pinned in (("user_slice", "namespace, is_bot"), ("user_wiki", "wiki")):
+            bins: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+            width = len(pinned.split(", "))
+            totals = minutes.fetch(
+                f"SELECT lookback, {pinned}, events, edits FROM {{s}}.{family}_running"
+            )
+            for *key, kept_events, edits in totals:
+                if kept_events > 0:  # bin 0: events but no edits (V017)
+                    counted = bins[(*key, edits.bit_length())]
+                    counted[0] += 1
+                    counted[1] += edits
+            stored = minutes.fetch(
+                f"SELECT lookback, {pinned}, bin, users, edits FROM {{s}}.{family}_bins "
+                "WHERE users <> 0 OR edits <> 0"
+            )
+            assert {tuple(r[: width + 2]): list(r[width + 2 :]) for r in stored} == bins, family
 
     def random_event() -> tuple[Any, ...]:
         return (

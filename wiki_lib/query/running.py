@@ -58,6 +58,8 @@ _TABLES = {
     USER_WIKI.name: "user_wiki_running",
 }
 _HOUR_TABLES = {PAGE.name: "page_hour_running", USER.name: "user_hour_running"}
+_SLICE_BINS = {USER_SLICE.name: "user_slice_bins", USER_WIKI.name: "user_wiki_bins"}
+"""The user slices' edits histograms of their stored totals (V017), with bin 0: no edits."""
 _NULL_AS = {"server_name": "''", "language": "''", "wiki": "''", "namespace": "-2147483648"}
 """What a key column that may be NULL is matched as: coalesce keeps the join hashable."""
 
@@ -228,17 +230,25 @@ class Running:
     def active_keys(self) -> sql.Composable:
         """``SELECT`` the number of keys with events in the window (one row, ``active``).
 
-        The keys with stored events, less those whose every event lies in the gap: a count
-        over the totals' index and a lookup per key of the gap, instead of correcting every key.
+        The keys with stored events (the users of the slice's bins, V017), less those whose
+        every event lies in the gap (a lookup per key of the gap), instead of correcting every
+        key.
         """
+        if self.family.name not in _SLICE_BINS:
+            raise ValueError(f"active keys are kept for the user slices, not {self.family.name}")
+        reader = self.req.reader
+        bins = _SLICE_BINS[self.family.name]
+        self.req.sources.add(bins)
+        stored = self._sql(
+            "SELECT coalesce(bigsum(users), 0) FROM {} WHERE lookback = %(lookback)s AND {}"
+        ).format(reader.table(bins), self._at())
         return self._sql(
-            "SELECT (SELECT count(*) FROM {running} AS r WHERE r.lookback = %(lookback)s "
-            "AND {at} AND r.events > 0) - (SELECT count(*) FROM ({gap}) AS g JOIN {running} AS r "
+            "SELECT ({stored}) - (SELECT count(*) FROM ({gap}) AS g JOIN {running} AS r "
             "ON r.lookback = %(lookback)s AND {on} WHERE r.events > 0 AND r.events <= g.events) "
             "AS active"
         ).format(
-            running=self.req.reader.table(self.table),
-            at=self._at(),
+            stored=stored,
+            running=reader.table(self.table),
             gap=self._gap(("events",)),
             on=self._same_key(),
         )
@@ -246,8 +256,8 @@ class Running:
     def edits_bins(self) -> sql.Composable:
         """``SELECT bin, users, edits`` of the window's edits histogram, by bin.
 
-        The bins of the stored totals (kept for all users, V011; counted over the totals for a
-        slice), with every user who edited in the gap moved from the bin of the stored total
+        The bins of the stored totals (kept for all users, V011, and for the user slices,
+        V017), with every user who edited in the gap moved from the bin of the stored total
         to the bin of the window's edits (or out, at none left).
         """
         if self.family is USER:
@@ -255,12 +265,12 @@ class Running:
             stored = self._sql(
                 "SELECT bin, users, edits FROM {} WHERE lookback = %(lookback)s"
             ).format(self.req.reader.table("user_edits_bins"))
-        elif "edits" in self.family.counters:  # a user slice: bin its stored totals
+        elif self.family.name in _SLICE_BINS:
+            bins = _SLICE_BINS[self.family.name]
+            self.req.sources.add(bins)
             stored = self._sql(
-                "SELECT edits_bin(r.edits) AS bin, count(*)::bigint AS users, "
-                "bigsum(r.edits) AS edits FROM {} AS r WHERE r.lookback = %(lookback)s "
-                "AND {} AND r.edits > 0 GROUP BY 1"
-            ).format(self.req.reader.table(self.table), self._at())
+                "SELECT bin, users, edits FROM {} WHERE lookback = %(lookback)s AND {} AND bin > 0"
+            ).format(self.req.reader.table(bins), self._at())
         else:
             raise ValueError(f"edits bins are kept for users, not {self.family.name}")
         return self._sql(
