@@ -18,22 +18,9 @@ CREATE TABLE activity_dims_minute (
     bytes_added   bigint NOT NULL,
     bytes_removed bigint NOT NULL,
     net_bytes     bigint NOT NULL,
-    CONSTRAINT activity_dims_minute_key
-        UNIQUE NULLS NOT DISTINCT (window_start, namespace, type, is_bot, is_minor)
+    UNIQUE NULLS NOT DISTINCT (window_start, namespace, type, is_bot, is_minor)
 );
-CREATE TABLE activity_dims_hour (
-    window_start  timestamptz NOT NULL,
-    namespace     integer,
-    type          text NOT NULL,
-    is_bot        boolean NOT NULL,
-    is_minor      boolean NOT NULL,
-    events        bigint NOT NULL,
-    bytes_added   bigint NOT NULL,
-    bytes_removed bigint NOT NULL,
-    net_bytes     bigint NOT NULL,
-    CONSTRAINT activity_dims_hour_key
-        UNIQUE NULLS NOT DISTINCT (window_start, namespace, type, is_bot, is_minor)
-);
+CREATE TABLE activity_dims_hour (LIKE activity_dims_minute INCLUDING ALL);
 
 -- The statement that adds a signed set of activity rows (`sign` +1 or -1 and the activity
 -- table's columns, as SQL) to the table `dims`. One text for the triggers and the first fill.
@@ -45,10 +32,11 @@ SELECT format('INSERT INTO %1$I AS t SELECT window_start, namespace, type, is_bo
               'GROUP BY 1, 2, 3, 4, 5 HAVING (bigsum(sign * events), '
               'bigsum(sign * bytes_added), bigsum(sign * bytes_removed), '
               'bigsum(sign * net_bytes)) <> (0, 0, 0, 0) '
-              'ON CONFLICT ON CONSTRAINT %3$I DO UPDATE SET events = t.events + EXCLUDED.events, '
+              'ON CONFLICT (window_start, namespace, type, is_bot, is_minor) '
+              'DO UPDATE SET events = t.events + EXCLUDED.events, '
               'bytes_added = t.bytes_added + EXCLUDED.bytes_added, '
               'bytes_removed = t.bytes_removed + EXCLUDED.bytes_removed, '
-              'net_bytes = t.net_bytes + EXCLUDED.net_bytes', dims, delta, dims || '_key')
+              'net_bytes = t.net_bytes + EXCLUDED.net_bytes', dims, delta)
 $$;
 
 -- Argument: the dims table. The transition tables are only visible here.
@@ -72,24 +60,27 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER activity_minute_dims_inserted AFTER INSERT ON activity_minute
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_dims('activity_dims_minute');
-CREATE TRIGGER activity_minute_dims_updated AFTER UPDATE ON activity_minute
-    REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_dims('activity_dims_minute');
-CREATE TRIGGER activity_minute_dims_deleted AFTER DELETE ON activity_minute
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_dims('activity_dims_minute');
-CREATE TRIGGER activity_hour_dims_inserted AFTER INSERT ON activity_hour
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_dims('activity_dims_hour');
-CREATE TRIGGER activity_hour_dims_updated AFTER UPDATE ON activity_hour
-    REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_dims('activity_dims_hour');
-CREATE TRIGGER activity_hour_dims_deleted AFTER DELETE ON activity_hour
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_dims('activity_dims_hour');
+-- The three statement triggers that call fn(args) for a table's inserts, updates and deletes
+-- with their transition tables (`added`, `removed`), named <source>_<name>_inserted, and so on.
+CREATE FUNCTION statement_triggers(source text, name text, fn text, args text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    ev record;
+BEGIN
+    FOR ev IN SELECT * FROM (VALUES ('INSERT', 'inserted', 'NEW TABLE AS added'),
+                                    ('UPDATE', 'updated', 'OLD TABLE AS removed NEW TABLE AS added'),
+                                    ('DELETE', 'deleted', 'OLD TABLE AS removed')) AS e(op, suffix, refs)
+    LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I REFERENCING %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION %I(%s)', source || '_' || name || '_' || ev.suffix,
+                       ev.op, source, ev.refs, fn, args);
+    END LOOP;
+END
+$$;
+
+SELECT statement_triggers('activity_minute', 'dims', 'keep_dims',
+                          quote_literal('activity_dims_minute'));
+SELECT statement_triggers('activity_hour', 'dims', 'keep_dims', quote_literal('activity_dims_hour'));
 
 DO $$
 BEGIN

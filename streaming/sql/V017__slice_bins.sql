@@ -53,24 +53,10 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER user_slice_running_bins_inserted AFTER INSERT ON user_slice_running
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_slice_bins('user_slice_bins', 'namespace, is_bot');
-CREATE TRIGGER user_slice_running_bins_updated AFTER UPDATE ON user_slice_running
-    REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_slice_bins('user_slice_bins', 'namespace, is_bot');
-CREATE TRIGGER user_slice_running_bins_deleted AFTER DELETE ON user_slice_running
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_slice_bins('user_slice_bins', 'namespace, is_bot');
-CREATE TRIGGER user_wiki_running_bins_inserted AFTER INSERT ON user_wiki_running
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_slice_bins('user_wiki_bins', 'wiki');
-CREATE TRIGGER user_wiki_running_bins_updated AFTER UPDATE ON user_wiki_running
-    REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_slice_bins('user_wiki_bins', 'wiki');
-CREATE TRIGGER user_wiki_running_bins_deleted AFTER DELETE ON user_wiki_running
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
-    EXECUTE FUNCTION keep_slice_bins('user_wiki_bins', 'wiki');
+SELECT statement_triggers('user_slice_running', 'bins', 'keep_slice_bins',
+                          format('%L, %L', 'user_slice_bins', 'namespace, is_bot'));
+SELECT statement_triggers('user_wiki_running', 'bins', 'keep_slice_bins',
+                          format('%L, %L', 'user_wiki_bins', 'wiki'));
 
 DO $$
 BEGIN
