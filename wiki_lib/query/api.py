@@ -81,6 +81,7 @@ from wiki_lib.query.tables import (
     USER,
     WIKI,
     Family,
+    Slice,
 )
 from wiki_lib.query.window import HOUR, auto_bucket, bucket_starts, parse_duration
 
@@ -556,16 +557,23 @@ def _max_missing(req: Request, span: Span, family: Family) -> sql.Composable:
     )
 
 
+def _slice_for(family: Family, filters: Filters) -> tuple[Slice, dict[str, Any]] | None:
+    """The slice of ``family`` that answers ``filters`` exactly, with the value each of its
+    pinned columns is read at, or None."""
+    for kept in SLICES.get(family.name, ()):
+        pins = kept.pins(filters)
+        if pins is not None:
+            return kept, pins
+    return None
+
+
 def _sliced(req: Request, family: Family, filters: Filters) -> running.Running | None:
     """The running totals of a slice of ``family`` that answer ``filters`` exactly, or None.
 
     Call inside a snapshot.
     """
-    for kept in SLICES.get(family.name, ()):
-        pins = kept.pins(filters)
-        if pins is not None:
-            return running.find(req, kept, pins)
-    return None
+    found = _slice_for(family, filters)
+    return None if found is None else running.find(req, *found)
 
 
 def _slice_minutes(
@@ -577,23 +585,22 @@ def _slice_minutes(
     For the windows its running totals do not serve: they sum to what grouping the window's
     events in ``recent_changes`` gives, from a row per key and minute instead of per event.
     """
-    for kept in SLICES.get(family.name, ()):
-        pins = kept.pins(filters)
-        if pins is not None:
-            req.sources.add(kept.minute)
-            rows = sql.SQL(
-                "SELECT {cols} FROM {minute} WHERE window_start >= %(w_start)s "
-                "AND window_start < %(w_end)s AND {pinned}"
-            ).format(
-                cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*kept.keys, *kept.counters)),
-                minute=req.reader.table(kept.minute),
-                pinned=sql.SQL(" AND ").join(
-                    sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(f"sm_{c}"))
-                    for c in pins
-                ),
-            )
-            return rows, {f"sm_{c}": v for c, v in pins.items()}
-    return None
+    found = _slice_for(family, filters)
+    if found is None:
+        return None
+    kept, pins = found
+    req.sources.add(kept.minute)
+    rows = sql.SQL(
+        "SELECT {cols} FROM {minute} WHERE window_start >= %(w_start)s "
+        "AND window_start < %(w_end)s AND {pinned}"
+    ).format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*kept.keys, *kept.counters)),
+        minute=req.reader.table(kept.minute),
+        pinned=sql.SQL(" AND ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(f"sm_{c}")) for c in pins
+        ),
+    )
+    return rows, {f"sm_{c}": v for c, v in pins.items()}
 
 
 def _running_top(req: Request, family: Family, span: Span, n: int) -> list[tuple[Any, ...]] | None:

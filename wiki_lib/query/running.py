@@ -107,7 +107,8 @@ class Running:
         return _TABLES[self.family.name]
 
     def _at(self) -> sql.Composable:
-        """``TRUE``, each pinned column at its value, and the filter (columns unqualified)."""
+        """The filter (``TRUE`` unless given) and each pinned column at its value, as one
+        condition over unqualified columns."""
         return sql.SQL(" AND ").join(
             [
                 self.where,
