@@ -888,9 +888,12 @@ def watchlist(
         # OFFSET 0 keeps each field lowered once per row, not once per term
         'CROSS JOIN LATERAL (SELECT lower(e.title {icu}) AS t, lower(e."user" {icu}) AS u, '
         "lower(e.comment {icu}) AS c OFFSET 0) AS l "
-        "CROSS JOIN LATERAL (SELECT array_agg(term ORDER BY term) AS matched FROM terms "
-        "WHERE strpos(l.t, low) > 0 OR strpos(l.u, low) > 0 OR strpos(l.c, low) > 0) AS m "
-        "WHERE {range} AND {where} AND m.matched IS NOT NULL "
+        # an ARRAY subquery, not array_agg: no aggregate to set up per row; OFFSET 0 again
+        # so the terms are matched once per row, not again for the rows returned
+        "CROSS JOIN LATERAL (SELECT ARRAY(SELECT term FROM terms WHERE strpos(l.t, low) > 0 "
+        "OR strpos(l.u, low) > 0 OR strpos(l.c, low) > 0 ORDER BY term) AS matched OFFSET 0) "
+        "AS m "
+        "WHERE {range} AND {where} AND cardinality(m.matched) > 0 "
         "ORDER BY e.event_time DESC, e.event_id LIMIT %(n)s"
     ).format(
         cols=_event_columns("e."),
