@@ -271,6 +271,26 @@ def test_a_gap_that_reorders_the_list_is_settled_by_a_second_read(
     assert [r[1] for r in want[:2]] == ["B", "C"]
 
 
+def test_a_tie_with_an_answer_the_gap_lowered_is_settled_by_a_second_read(
+    minutes: Minutes, settings: Settings
+) -> None:
+    """The first read (Y, B1-B3) ends in a tie at 5 stored events; Y keeps 5 in the window,
+    the Bs 4, so Y leads what was read. But C, unread, also has 5 and sorts before Y."""
+    gap = [(T0, "w", t, 1, 0, 0) for t in ("Y", "B1", "B2", "B3")]
+    window = [(T0 + 15 * MINUTE, "w", t, 4, 0, 0) for t in ("B1", "B2", "B3")]
+    window += [(T0 + 15 * MINUTE, "w", t, 5, 0, 0) for t in ("Y", "C")]
+    newest = [(T0 + 29 * MINUTE, "w", "Z", 1, 0, 0)]
+    minutes.upsert(gap + window + newest, [(T0, "U", 1, 1, 0, 0, 0)])
+    end = T0 + 30 * MINUTE
+    with query.connect(settings, schema=minutes.schema) as reader:
+        for n in (1, 2, 3):
+            frame = query.top_pages(reader, "20m", end=end, n=n)
+            assert "page_running" in frame.attrs["sources"]
+            got = [tuple(r) for r in frame.drop(columns="max_missing").itertuples(index=False)]
+            assert got == _top(minutes.sums("page", end - 20 * MINUTE, end), n), n
+    assert [r[1] for r in got[:2]] == ["C", "Y"]
+
+
 def test_a_snapshot_reads_one_state_while_a_writer_commits(
     minutes: Minutes, settings: Settings
 ) -> None:

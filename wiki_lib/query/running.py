@@ -86,6 +86,23 @@ _FIRST_READ = 4
 """Candidates read first, as a multiple of ``n``."""
 
 
+def _settled(answer: list[tuple[Any, ...]], n: int, events: int, unread_max: int) -> bool:
+    """Whether no row left unread can enter the top ``n`` of ``answer``.
+
+    Rows are read by stored events descending, then keys, and a key's events in the window
+    are at most its stored events; so an unread row has at most ``unread_max`` (the last row
+    read) and, at that many, comes after every row read with it. It ties the ``n``-th answer
+    only at ``unread_max`` events, and then loses on its key unless the gap lowered that
+    answer from more stored events (its last element).
+    """
+    if len(answer) < n:
+        return False
+    last = answer[-1]
+    if last[events] != unread_max:
+        return last[events] > unread_max
+    return last[-1] == unread_max
+
+
 @dataclass(frozen=True)
 class Running:
     """The kept lookback that serves one request, and how to correct it."""
@@ -194,19 +211,19 @@ class Running:
         width = events + len(self.family.counters)
 
         def best(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-            return [r[:width] for r in rows if r[events] > 0][:n]
+            return [r for r in rows if r[events] > 0][:n]
 
         first = n * _FIRST_READ
         rows = self._corrected(sql.SQL("TRUE"), first)
         answer = best(rows)
-        unread_max = min((r[-1] for r in rows), default=0)  # no unread row has more events
-        if len(rows) == first and (len(answer) < n or answer[-1][events] <= unread_max):
+        unread_max = min((r[-1] for r in rows), default=0)  # stored events, last row read
+        if len(rows) == first and not _settled(answer, n, events, unread_max):
             floor = answer[-1][events] if len(answer) == n else 1
             rows = self._corrected(sql.SQL("events >= {}").format(sql.Literal(floor)), None)
             answer = best(rows)
         pinned = {column for column, _ in self.pinned}
         shown = [i for i, k in enumerate(_keys(self.family)) if k not in pinned]
-        return [(*(r[i] for i in shown), *r[events:], 0) for r in answer]
+        return [(*(r[i] for i in shown), *r[events:width], 0) for r in answer]
 
     def window_rows(self) -> sql.Composable:
         """``SELECT`` every key with events in the window, with its counters over the window."""
