@@ -603,6 +603,23 @@ def _slice_minutes(
     return rows, {f"sm_{c}": v for c, v in pins.items()}
 
 
+def _grouped_rows(
+    req: Request, family: Family, span: Span, filters: Filters
+) -> tuple[sql.Composable, sql.Composable, dict[str, Any]] | None:
+    """Rows per key and minute (or hour) that sum to the window's answer under ``filters``:
+    ``family``'s own tables when they carry every dimension filtered on, else the minute rows
+    of the slice that answers the filter; with the ``max_missing`` expression and the extra
+    parameters. None when only grouping the events of ``recent_changes`` answers.
+    """
+    if filters.dimensions <= family.dimensions:
+        return req.rows(family, span, filters), _max_missing(req, span, family), {}
+    minutes = _slice_minutes(req, family, filters)
+    if minutes is None:
+        return None
+    rows, params = minutes
+    return rows, sql.SQL("0::bigint"), params
+
+
 def _running_top(req: Request, family: Family, span: Span, n: int) -> list[tuple[Any, ...]] | None:
     """The unfiltered top list from the running totals (minutes, then the week's hours), or
     None when neither serves the window. Call inside a snapshot."""
@@ -639,19 +656,10 @@ def top_pages(
     if rows is not None:
         columns = [*PAGE.keys, *PAGE.counters, "max_missing"]
         return req.frame(columns, rows, {c: "int64" for c in columns[2:]})
-    minutes = (
-        None
-        if page_filters.dimensions <= PAGE.dimensions
-        else _slice_minutes(req, PAGE, page_filters)
-    )
+    grouped = _grouped_rows(req, PAGE, span, page_filters)
     extra: dict[str, Any] = {}
-    if page_filters.dimensions <= PAGE.dimensions or minutes is not None:
-        if minutes is not None:
-            rows_sql, extra = minutes
-            max_missing: sql.Composable = sql.SQL("0::bigint")
-        else:
-            rows_sql = req.rows(PAGE, span, page_filters)
-            max_missing = _max_missing(req, span, PAGE)
+    if grouped is not None:
+        rows_sql, max_missing, extra = grouped
         statement = sql.SQL(
             "WITH t AS (SELECT wiki, title, {} FROM ({}) AS r GROUP BY wiki, title "
             "ORDER BY events DESC, wiki, title LIMIT %(n)s) "
@@ -703,14 +711,10 @@ def top_users(
     if rows is not None:
         columns = [*USER.keys, *USER.counters, "max_missing"]
         return req.frame(columns, rows, {c: "int64" for c in columns[1:]})
-    minutes = _slice_minutes(req, USER, req.filters) if req.filters.dimensions else None
+    grouped = _grouped_rows(req, USER, span, req.filters)
     extra: dict[str, Any] = {}
-    if not req.filters.dimensions or minutes is not None:
-        if minutes is not None:
-            rows_sql, extra = minutes
-            max_missing: sql.Composable = sql.SQL("0::bigint")
-        else:
-            rows_sql, max_missing = req.rows(USER, span), _max_missing(req, span, USER)
+    if grouped is not None:
+        rows_sql, max_missing, extra = grouped
         statement = sql.SQL(
             'WITH t AS (SELECT "user", {} FROM ({}) AS r GROUP BY "user" '
             'ORDER BY events DESC, "user" LIMIT %(n)s) '
@@ -766,10 +770,10 @@ def _edits_per_user(req: Request) -> pd.DataFrame:
     if kept is not None:
         bins, params = kept.edits_bins(), kept.params()
     else:
-        minutes = None if table == USER.minute else _slice_minutes(req, USER, req.filters)
+        grouped = _grouped_rows(req, USER, span, req.filters)  # per minute: no max_missing
         extra: dict[str, Any] = {}
-        if table == USER.minute or minutes is not None:
-            rows_sql, extra = minutes if minutes is not None else (req.rows(USER, span), {})
+        if grouped is not None:
+            rows_sql, _, extra = grouped
             per_user = sql.SQL(
                 'SELECT bigsum(edits) AS edits FROM ({}) AS r GROUP BY "user" '
                 "HAVING bigsum(edits) > 0"
